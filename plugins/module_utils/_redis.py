@@ -1,0 +1,66 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) incident.remediation contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Private to the incident.remediation collection: no compatibility promise
+# outside it.
+"""Redis connection options and client factory for the collection's modules."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import traceback
+
+from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+REDIS_IMPORT_ERROR = None
+try:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+except ImportError:
+    redis = None
+    REDIS_IMPORT_ERROR = traceback.format_exc()
+
+
+def redis_common_argument_spec():
+    """Connection options; keep in sync with the incident.remediation.redis doc fragment."""
+    return dict(
+        login_host=dict(type="str", default="127.0.0.1"),
+        login_port=dict(type="int", default=6379),
+        login_user=dict(type="str"),
+        login_password=dict(type="str", no_log=True, fallback=(env_fallback, ["REDIS_PASSWORD"])),
+        db=dict(type="int", default=0),
+        tls=dict(type="bool", default=False),
+        validate_certs=dict(type="bool", default=True),
+        ca_cert=dict(type="path", aliases=["ssl_ca_certs"]),
+        connect_timeout=dict(type="float", default=2.0),
+    )
+
+
+def ensure_redis_library(module):
+    if redis is None:
+        module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
+
+
+def redis_client(params):
+    """A client built from the common options; no connection is made yet."""
+    kwargs = dict(
+        host=params["login_host"],
+        port=params["login_port"],
+        db=params["db"],
+        username=params["login_user"],
+        password=params["login_password"],
+        socket_timeout=params["connect_timeout"],
+        socket_connect_timeout=params["connect_timeout"],
+        # A health check reports what it sees: no silent reconnect-and-retry.
+        retry=Retry(NoBackoff(), 0),
+    )
+    if params["tls"]:
+        kwargs.update(
+            ssl=True,
+            ssl_cert_reqs="required" if params["validate_certs"] else "none",
+            ssl_ca_certs=params["ca_cert"],
+        )
+    return redis.Redis(**kwargs)
