@@ -101,7 +101,8 @@ setup_images() {
   for dir in "$REPO_ROOT"/images/*/; do
     name="$(basename "$dir")"
     log "building image $IMAGE_PREFIX/$name"
-    docker build -q -t "$IMAGE_PREFIX/$name:latest" "$dir" >/dev/null
+    local out
+    out="$(docker build -q -t "$IMAGE_PREFIX/$name:latest" "$dir" 2>&1)" || { printf '%s\n' "$out" >&2; die "building $name failed"; }
   done
 }
 

@@ -7,6 +7,7 @@ import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import psycopg2
 import redis
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://redis:6379/0")
@@ -24,8 +25,6 @@ def check_redis():
 
 
 def check_database():
-    import psycopg2
-
     started = time.monotonic()
     try:
         with psycopg2.connect(DATABASE_URL, connect_timeout=1) as conn, conn.cursor() as cur:

@@ -57,8 +57,9 @@ class Verdict:
 
 
 def _fmt(value):
+    """Plain decimal, up to 4 places: 1234.56, 1000, 0.9504 (never 1.23e+03)."""
     if isinstance(value, float):
-        return "%.3g" % value
+        return ("%.4f" % value).rstrip("0").rstrip(".")
     return str(value)
 
 

@@ -20,7 +20,7 @@ description:
     decides what to do with C(failed_when) or C(when).
   - Reads only; it never changes the server.
 author:
-  - incident.remediation contributors
+  - incident.remediation contributors (@incident-remediation)
 extends_documentation_fragment:
   - incident.remediation.redis
 attributes:
@@ -40,7 +40,9 @@ options:
     type: float
     default: 1000
   memory_warning_ratio:
-    description: C(used_memory / maxmemory) above which the verdict is C(warning). Not applied when C(maxmemory) is 0 (no limit).
+    description:
+      - C(used_memory / maxmemory) above which the verdict is C(warning).
+      - Not applied when C(maxmemory) is 0 (no limit).
     type: float
     default: 0.90
   memory_critical_ratio:
@@ -275,9 +277,11 @@ def check(params, thresholds):
         error = "%s: %s" % (type(exc).__name__, exc)
         if is_available:
             verdict.add(CRITICAL, "Redis at %s stopped answering during the checks (%s)" % (server, error))
-        else:
+        elif isinstance(exc, redis.TimeoutError):
             verdict.add(CRITICAL, "Redis at %s did not answer PING within %s s (%s)"
                         % (server, params["connect_timeout"], error))
+        else:
+            verdict.add(CRITICAL, "Redis at %s refused or dropped the connection (%s)" % (server, error))
     except redis.RedisError as exc:
         error = "%s: %s" % (type(exc).__name__, exc)
         verdict.add(UNKNOWN, "Redis at %s answered with an error: %s" % (server, error))

@@ -144,7 +144,7 @@ def test_check_mode_reports_what_it_would_do_and_leaves_redis_broken(broken_redi
         "alert": {"status": "firing", "labels": {"alertname": "RedisDown"}},
     }
     (tmp_path / "vars.json").write_text(json.dumps(extra))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"))
     run = subprocess.run(
         [Path(sys.executable).with_name("ansible-playbook"), "--check", "incident.remediation.redis_down",
          "-e", f"@{tmp_path / 'vars.json'}", "-e", f"ansible_python_interpreter={sys.executable}"],

@@ -1,0 +1,1 @@
+"""Real services run on loopback for integration tests and Molecule scenarios."""
