@@ -3,18 +3,14 @@
 Actions go through ansible-playbook (playbooks/); assertions read the API with the Python client.
 """
 
-import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.harness import ansible
+
 PLAYBOOKS = Path(__file__).parent / "playbooks"
-ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
 REVISION = "deployment.kubernetes.io/revision"
 NAME = "web"
 V1, V2, BROKEN = (f"registry.invalid/app:{tag}" for tag in ("v1", "v2", "broken"))
@@ -23,32 +19,21 @@ V1, V2, BROKEN = (f"registry.invalid/app:{tag}" for tag in ("v1", "v2", "broken"
 def run_playbook(playbook, kube_cluster, namespace, **extra_vars):
     """Run playbooks/``playbook`` on localhost against the test cluster."""
     extra_vars = {
-        "ansible_connection": "local",
-        "ansible_python_interpreter": sys.executable,
         "kubeconfig": str(kube_cluster.kubeconfig),
         "app_namespace": namespace,
         "app_name": NAME,
         **extra_vars,
     }
-    result = subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-e", json.dumps(extra_vars), PLAYBOOKS / playbook],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    result = ansible.run_playbook(PLAYBOOKS / playbook, extra_vars, timeout=180)
     assert result.returncode == 0, f"{playbook} failed:\n{result.stdout}\n{result.stderr}"
 
 
 def wait_for(read, done, timeout=60):
-    """Poll ``read()`` until ``done`` accepts its result; return that result."""
-    deadline = time.monotonic() + timeout
-    while not done(value := read()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s; last seen:\n{value}")
-        time.sleep(0.2)
-    return value
+    """Poll ``read()`` until ``done`` accepts its result; fail the test with the last value on timeout."""
+    try:
+        return ansible.wait_for(read, done, timeout)
+    except TimeoutError as exc:
+        pytest.fail(str(exc))
 
 
 def condition(deployment, kind):
