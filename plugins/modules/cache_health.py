@@ -196,13 +196,14 @@ from ansible_collections.incident.remediation.plugins.module_utils._verdict impo
     Verdict,
 )
 
-THRESHOLD_OPTIONS = (
-    "ping_warning_ms",
-    "ping_critical_ms",
-    "memory_warning_ratio",
-    "memory_critical_ratio",
-    "hit_rate_warning",
-    "hit_rate_min_sample",
+# The verdict's thresholds, with the runbooks' defaults.
+THRESHOLD_SPEC = dict(
+    ping_warning_ms=dict(type="float", default=100.0),
+    ping_critical_ms=dict(type="float", default=1000.0),
+    memory_warning_ratio=dict(type="float", default=0.90),
+    memory_critical_ratio=dict(type="float", default=0.95),
+    hit_rate_warning=dict(type="float", default=0.5),
+    hit_rate_min_sample=dict(type="int", default=100),
 )
 
 _INFO_KEYS = {
@@ -299,17 +300,10 @@ def check(params, thresholds):
 
 def main():
     argument_spec = redis_common_argument_spec()
-    argument_spec.update(
-        ping_warning_ms=dict(type="float", default=100),
-        ping_critical_ms=dict(type="float", default=1000),
-        memory_warning_ratio=dict(type="float", default=0.90),
-        memory_critical_ratio=dict(type="float", default=0.95),
-        hit_rate_warning=dict(type="float", default=0.5),
-        hit_rate_min_sample=dict(type="int", default=100),
-    )
+    argument_spec.update(THRESHOLD_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     ensure_redis_library(module)
-    thresholds = dict((name, module.params[name]) for name in THRESHOLD_OPTIONS)
+    thresholds = dict((name, module.params[name]) for name in THRESHOLD_SPEC)
     clock = Stopwatch()
     result = check(module.params, thresholds)
     module.exit_json(changed=False, thresholds=thresholds, elapsed_ms=clock.elapsed_ms(), **result)

@@ -4,22 +4,14 @@ import json
 
 import pytest
 import redis
-from ansible_collections.incident.remediation.plugins.modules.cache_health import THRESHOLD_OPTIONS, check
+from ansible_collections.incident.remediation.plugins.modules.cache_health import THRESHOLD_SPEC, check
 
 from tests.harness import ansible
 from tests.harness.docker import redis_server
 
 pytestmark = pytest.mark.integration
 
-THRESHOLDS = dict(
-    ping_warning_ms=100.0,
-    ping_critical_ms=1000.0,
-    memory_warning_ratio=0.90,
-    memory_critical_ratio=0.95,
-    hit_rate_warning=0.5,
-    hit_rate_min_sample=100,
-)
-assert set(THRESHOLDS) == set(THRESHOLD_OPTIONS)
+THRESHOLDS = {name: spec["default"] for name, spec in THRESHOLD_SPEC.items()}
 
 
 def params(port, **overrides):

@@ -106,3 +106,17 @@ def test_template_text_in_a_resolved_alert_is_recorded_verbatim_and_never_runs(t
     assert events[0]["labels"]["instance"] == payload
     assert events[0]["annotations"]["summary"] == payload
     assert not (incident / "evidence").exists() or not any((incident / "evidence").iterdir())
+
+
+def test_the_alert_is_also_taken_from_an_event_driven_ansible_event(tmp_path):
+    document = base_input(tmp_path)
+    del document["alert"]
+    document["ansible_eda"] = {
+        "event": {"alert": {"status": "resolved", "labels": {"alertname": "RedisConnectionFailure", "team": "cache"}}}
+    }
+    run = ansible.run_playbook(PLAYBOOK, unsafe(document), timeout=120)
+    assert run.returncode == 0, run.stdout[-3000:]
+    (incident,) = (tmp_path / "incidents").iterdir()
+    (event,) = [json.loads(line) for line in (incident / "timeline.jsonl").read_text().splitlines()]
+    assert event["event"] == "alert_resolved"
+    assert event["labels"] == {"alertname": "RedisConnectionFailure", "team": "cache"}

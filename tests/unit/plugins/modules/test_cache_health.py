@@ -17,7 +17,7 @@ from ansible_collections.incident.remediation.plugins.module_utils import _redis
 from ansible_collections.incident.remediation.plugins.module_utils._redis import redis_common_argument_spec
 from ansible_collections.incident.remediation.plugins.modules import cache_health
 from ansible_collections.incident.remediation.plugins.modules.cache_health import (
-    THRESHOLD_OPTIONS,
+    THRESHOLD_SPEC,
     check,
     empty_metrics,
     judge,
@@ -38,14 +38,7 @@ except ImportError:  # ansible-core before 2.19
 RETURN = yaml.safe_load(cache_health.RETURN)
 METRIC_KEYS = set(RETURN["metrics"]["contains"])
 
-DEFAULT_THRESHOLDS = dict(
-    ping_warning_ms=100.0,
-    ping_critical_ms=1000.0,
-    memory_warning_ratio=0.90,
-    memory_critical_ratio=0.95,
-    hit_rate_warning=0.5,
-    hit_rate_min_sample=100,
-)
+DEFAULT_THRESHOLDS = {name: spec["default"] for name, spec in THRESHOLD_SPEC.items()}
 
 # A parsed INFO reply as redis-py returns it (numbers already converted).
 HEALTHY_INFO = {
@@ -327,7 +320,7 @@ def test_main_returns_the_stable_shape(capsys, closed_port):
     assert result["reasons"] and all(isinstance(reason, str) for reason in result["reasons"])
     assert result["metrics"] == dict.fromkeys(METRIC_KEYS)
     assert result["thresholds"] == dict(DEFAULT_THRESHOLDS, ping_warning_ms=50.0)
-    assert set(result["thresholds"]) == set(THRESHOLD_OPTIONS)
+    assert set(result["thresholds"]) == set(THRESHOLD_SPEC)
     assert isinstance(result["elapsed_ms"], float)
     assert 0.0 <= result["elapsed_ms"] < 1000.0
     assert result["server"] == "127.0.0.1:%d" % closed_port
