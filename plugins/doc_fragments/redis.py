@@ -31,17 +31,33 @@ options:
     type: int
     default: 0
   tls:
-    description: Connect with TLS.
+    description:
+      - Connect with TLS (a server started with C(--tls-port)).
     type: bool
     default: false
   validate_certs:
-    description: Verify the server certificate when O(tls=true).
+    description:
+      - Verify the server certificate and that it names O(login_host) when O(tls=true).
+      - With V(false) the connection is encrypted but the server is not authenticated.
     type: bool
     default: true
   ca_cert:
-    description: CA bundle used to verify the server certificate when O(tls=true).
+    description:
+      - CA bundle (PEM) used to verify the server certificate when O(tls=true).
+      - The system's trusted CAs are used when not set.
     type: path
     aliases: [ssl_ca_certs]
+  client_cert:
+    description:
+      - Client certificate (PEM) presented to the server when O(tls=true), for servers
+        that require one (C(tls-auth-clients yes)).
+      - May also hold the private key, in which case O(client_key) can be left unset.
+    type: path
+    aliases: [ssl_certfile]
+  client_key:
+    description: Private key (PEM, unencrypted) of O(client_cert).
+    type: path
+    aliases: [ssl_keyfile]
   connect_timeout:
     description:
       - Seconds to wait for the connection and for each reply.

@@ -6,7 +6,11 @@
 # outside it.
 """Prometheus metrics: scrape and parse a /metrics endpoint (prometheus-client's
 parser), query a Prometheus server, and derive rates, ratios and quantiles.
-Shared by metrics_health and the `metrics` backends of queue_health and pool_health."""
+Shared by metrics_health and the `metrics` backends of queue_health and pool_health.
+
+Label matchers, wherever a function takes `matchers`, are a dict of
+{label: value} for equality or {label: {"regex": pattern}} for a full regex
+match, as in PromQL's `=` and `=~` (an absent label matches as "")."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -18,7 +22,12 @@ import traceback
 
 from ansible.module_utils.six.moves.urllib.parse import urlencode
 
-from ansible_collections.incident.remediation.plugins.module_utils._http import request
+from ansible_collections.incident.remediation.plugins.module_utils._http import (
+    http_common_argument_spec,
+    redact_url,
+    request,
+    scrub,
+)
 
 PROMETHEUS_CLIENT_IMPORT_ERROR = None
 try:
@@ -30,6 +39,35 @@ except ImportError:
 
 class MetricsError(Exception):
     """The metrics could not be read; the message says why."""
+
+
+class SourceUnavailable(MetricsError):
+    """The endpoint or Prometheus server did not answer, or not with metrics:
+    nothing can be read from it (as opposed to one query it rejected)."""
+
+
+def metrics_source_argument_spec():
+    """Where metrics come from; keep in sync with the incident.remediation.metrics doc
+    fragment. A module makes them mutually exclusive (and one of them required). Both
+    are no_log because a URL may carry credentials: call _http.show_public_url on the
+    one given, so a URL without any is shown."""
+    return dict(
+        url=dict(type="str", no_log=True),
+        prometheus_url=dict(type="str", no_log=True),
+    )
+
+
+def metrics_common_argument_spec():
+    """The source plus the HTTP options used to reach it (incident.remediation.metrics
+    and incident.remediation.http doc fragments)."""
+    spec = metrics_source_argument_spec()
+    spec.update(http_common_argument_spec())
+    return spec
+
+
+def _failure(url, text):
+    """text with the URL's secrets replaced by [REDACTED]."""
+    return scrub(text, redact_url(url)[1])
 
 
 class Sample:
@@ -57,10 +95,13 @@ def parse_exposition(text):
 
 
 def scrape(url, params):
-    """Samples from a /metrics endpoint; http options as in _http.request."""
+    """Samples from a /metrics endpoint; http options as in _http.request. Raises
+    SourceUnavailable (a MetricsError) when it does not answer 200."""
     result = request(url, params)
     if result.error or result.status != 200:
-        raise MetricsError("scraping %s failed: %s" % (url, result.error or "HTTP %s" % result.status))
+        raise SourceUnavailable(_failure(
+            url, "scraping %s failed: %s" % (redact_url(url)[0], result.error or "HTTP %s" % result.status)
+        ))
     return parse_exposition(result.text)
 
 
@@ -85,6 +126,27 @@ def total(samples, name, matchers=None):
     """Sum of the matching series, None when there are none."""
     chosen = select(samples, name, matchers)
     return sum(sample.value for sample in chosen) if chosen else None
+
+
+def series_key(sample):
+    """What identifies a series: its name and labels."""
+    return sample.name, tuple(sorted(sample.labels.items()))
+
+
+def increase(before, after, name, matchers=None):
+    """Summed increase of the matching counter series from one scrape to the next,
+    series by series: a series that went down was reset (its increase is its new
+    value), a series absent before appeared during the interval (counted from 0).
+    None when no series matches in the later scrape."""
+    chosen = select(after, name, matchers)
+    if not chosen:
+        return None
+    old = dict((series_key(sample), sample.value) for sample in select(before, name, matchers))
+    grown = 0.0
+    for sample in chosen:
+        previous = old.get(series_key(sample), 0.0)
+        grown += sample.value - previous if sample.value >= previous else sample.value
+    return grown
 
 
 def counter_rate(before, after, seconds):
@@ -112,25 +174,109 @@ def bucket_increase(before, after):
     return [(bound, count if reset else count - old.get(bound, 0.0)) for bound, count in after]
 
 
+def histogram_increase(before, after, histogram, matchers=None):
+    """Cumulative (upper bound, count) pairs of the observations made between two
+    scrapes, series by series (a histogram series is its buckets minus `le`): a
+    series with any bucket lower than before was reset and counts from 0, a series
+    absent before appeared during the interval. Empty when no series matches."""
+    def by_series(samples):
+        grouped = {}
+        for sample in select(samples, histogram + "_bucket", matchers):
+            labels = dict((key, value) for key, value in sample.labels.items() if key != "le")
+            key = tuple(sorted(labels.items()))
+            grouped.setdefault(key, {})[float(sample.labels["le"])] = sample.value
+        return grouped
+
+    old = by_series(before)
+    counts = {}
+    for key, buckets in by_series(after).items():
+        previous = old.get(key, {})
+        reset = any(count < previous.get(bound, 0.0) for bound, count in buckets.items())
+        for bound, count in buckets.items():
+            grown = count if reset else count - previous.get(bound, 0.0)
+            counts[bound] = counts.get(bound, 0.0) + grown
+    return sorted(counts.items())
+
+
+def format_bound(bound):
+    """A bucket bound as the `le` label writes it: 0.005, 2.5, 10.0, +Inf."""
+    return "+Inf" if bound == math.inf else repr(float(bound))
+
+
 def histogram_quantile(quantile, buckets):
     """Prometheus' histogram_quantile over cumulative (bound, count) pairs:
-    linear interpolation inside the bucket; None without observations."""
-    if not buckets or buckets[-1][0] != math.inf:
-        return None
-    observed = buckets[-1][1]
-    if observed <= 0:
+    linear interpolation inside the bucket, the lower bound of the +Inf bucket
+    when the rank falls in it, the bound itself for a first bucket at or below 0;
+    None (Prometheus: NaN) without a +Inf bucket, with fewer than two buckets or
+    without observations. Counts that go down are raised to the previous bucket's,
+    as Prometheus does for buckets scraped at slightly different times."""
+    if not 0 <= quantile <= 1:
+        return math.copysign(math.inf, quantile)
+    monotonic, highest = [], 0.0
+    for bound, count in buckets:
+        highest = max(highest, count)
+        monotonic.append((bound, highest))
+    observed = highest
+    if len(monotonic) < 2 or monotonic[-1][0] != math.inf or observed <= 0:
         return None
     rank = quantile * observed
-    lower_bound, lower_count = 0.0, 0.0
-    for bound, count in buckets:
+    # The first finite bucket holding the rank; the +Inf bucket when none does.
+    index = len(monotonic) - 1
+    for position, (_bound, count) in enumerate(monotonic[:-1]):
         if count >= rank:
-            if bound == math.inf:
-                return lower_bound
-            if count == lower_count:
-                return bound
-            return lower_bound + (bound - lower_bound) * (rank - lower_count) / (count - lower_count)
-        lower_bound, lower_count = bound, count
-    return None
+            index = position
+            break
+    if index == len(monotonic) - 1:
+        return monotonic[-2][0]
+    bound, count = monotonic[index]
+    if index == 0 and bound <= 0:
+        return bound
+    lower_bound, lower_count = monotonic[index - 1] if index > 0 else (0.0, 0.0)
+    if count == lower_count:  # only an empty first bucket with quantile 0: 0/0
+        return None
+    return lower_bound + (bound - lower_bound) * (rank - lower_count) / (count - lower_count)
+
+
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
+
+
+def valid_metric_name(name):
+    return bool(name) and bool(_METRIC_NAME.match(name))
+
+
+def check_matchers(matchers):
+    """Raise ValueError unless matchers is {label: value or {"regex": pattern}} with
+    valid label names and regexes."""
+    for name, wanted in (matchers or {}).items():
+        if not _LABEL_NAME.match(str(name)):
+            raise ValueError("%r is not a valid label name" % (name,))
+        if isinstance(wanted, dict):
+            if set(wanted) != {"regex"} or not isinstance(wanted["regex"], str):
+                raise ValueError("the matcher of label %s must be a value or {regex: pattern}, not %r" % (name, wanted))
+            try:
+                re.compile(wanted["regex"])
+            except re.error as exc:
+                raise ValueError("the regex of label %s is not valid: %s" % (name, exc)) from exc
+        elif isinstance(wanted, (list, tuple)) or wanted is None:
+            raise ValueError("the matcher of label %s must be a value or {regex: pattern}, not %r" % (name, wanted))
+
+
+def _promql_string(text):
+    return '"%s"' % text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def promql_selector(metric, matchers=None):
+    """The PromQL series selector of metric and matchers (sorted by label):
+    http_requests_total{job="api",status=~"5.."}."""
+    parts = []
+    for name in sorted(matchers or {}):
+        wanted = matchers[name]
+        if isinstance(wanted, dict):
+            parts.append("%s=~%s" % (name, _promql_string(wanted["regex"])))
+        else:
+            parts.append("%s=%s" % (name, _promql_string(str(wanted))))
+    return "%s{%s}" % (metric, ",".join(parts)) if parts else metric
 
 
 def prometheus_query(base_url, promql, params):
@@ -138,12 +284,15 @@ def prometheus_query(base_url, promql, params):
     [({}, value)] of a scalar."""
     url = "%s/api/v1/query?%s" % (base_url.rstrip("/"), urlencode({"query": promql}))
     result = request(url, params)
+    shown = redact_url(base_url)[0]
     if result.error and result.status is None:
-        raise MetricsError("Prometheus at %s did not answer: %s" % (base_url, result.error))
+        raise SourceUnavailable(_failure(base_url, "Prometheus at %s did not answer: %s" % (shown, result.error)))
     try:
         document = result.json()
+        if not isinstance(document, dict):
+            raise ValueError("not an object")
     except ValueError as exc:
-        raise MetricsError("Prometheus at %s answered HTTP %s with no JSON" % (base_url, result.status)) from exc
+        raise SourceUnavailable("Prometheus at %s answered HTTP %s with no JSON" % (shown, result.status)) from exc
     if document.get("status") != "success":
         raise MetricsError("Prometheus rejected %r: %s" % (promql, document.get("error", result.error)))
     data = document["data"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import docker
 import redis
@@ -12,13 +12,25 @@ import redis
 from tests.harness.ansible import wait_for
 
 REDIS_IMAGE = "incident-remediation/redis:latest"
+TEST_LABELS = {"incident-remediation.test": "1"}
 
 
 @contextlib.contextmanager
-def redis_server(*args: str) -> Iterator[tuple[int, docker.models.containers.Container]]:
+def redis_server(
+    *args: str,
+    network: str | None = None,
+    volumes: dict | None = None,
+    ready: Callable[[int], bool] | None = None,
+    ready_timeout: float = 30,
+) -> Iterator[tuple[int, docker.models.containers.Container]]:
     """A Redis container (redis-server ARGS...) published on a free 127.0.0.1 port;
     yields (port, container) once it answers PING (or, with --requirepass, once it
-    answers at all), and removes the container afterwards."""
+    answers at all), and removes the container afterwards.
+
+    network: a user-defined Docker network to join (other containers on it reach
+    this one by ``container.name``); volumes: docker SDK bind mounts, e.g.
+    ``{str(folder): {"bind": "/tls", "mode": "ro"}}``; ready: a predicate on the
+    published port replacing the plain PING probe (for TLS-only servers)."""
     engine = docker.from_env()
     container = engine.containers.run(
         REDIS_IMAGE,
@@ -26,15 +38,29 @@ def redis_server(*args: str) -> Iterator[tuple[int, docker.models.containers.Con
         name=f"ir-test-redis-{uuid.uuid4().hex[:8]}",
         ports={"6379/tcp": ("127.0.0.1", None)},
         detach=True,
-        labels={"incident-remediation.test": "1"},
+        labels=TEST_LABELS,
+        network=network,
+        volumes=volumes,
     )
     try:
         container.reload()
         port = int(container.ports["6379/tcp"][0]["HostPort"])
-        wait_for(lambda: _answers(port), bool, timeout=30)
+        wait_for(lambda: (ready or _answers)(port), bool, timeout=ready_timeout)
         yield port, container
     finally:
         container.remove(force=True)
+
+
+@contextlib.contextmanager
+def docker_network() -> Iterator[str]:
+    """A user-defined bridge network (containers on it resolve each other by name);
+    yields its name and removes it afterwards (remove the containers first)."""
+    engine = docker.from_env()
+    network = engine.networks.create(f"ir-test-net-{uuid.uuid4().hex[:8]}", driver="bridge", labels=TEST_LABELS)
+    try:
+        yield network.name
+    finally:
+        network.remove()
 
 
 def _answers(port: int) -> bool:

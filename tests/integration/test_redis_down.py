@@ -1,0 +1,40 @@
+"""redis_down decisions that the Molecule scenarios do not cover."""
+
+import json
+
+import pytest
+
+from tests.harness import ansible
+from tests.harness.docker import redis_server
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_redis_that_refuses_our_credentials_is_escalated_not_restarted(tmp_path):
+    with redis_server("--requirepass", "not-what-we-have") as (port, container):
+        started_at = container.attrs["State"]["StartedAt"]
+        run = ansible.run_playbook(
+            "incident.remediation.redis_down",
+            {
+                "alert": {"status": "firing", "labels": {"alertname": "RedisDown"}, "fingerprint": "beef"},
+                "target": {
+                    "platform": "compose",
+                    "service": "redis",
+                    "project_src": str(tmp_path / "project"),
+                    "endpoint": {"host": "127.0.0.1", "port": port},
+                },
+                "incident_records_dir": str(tmp_path / "incidents"),
+            },
+            timeout=180,
+        )
+        container.reload()
+        assert container.attrs["State"]["StartedAt"] == started_at, "Redis must not be touched"
+        assert container.attrs["State"]["Running"]
+    assert run.returncode != 0
+    assert "Nothing was done: the check could not judge Redis" in run.stdout
+    (incident,) = (tmp_path / "incidents").iterdir()
+    events = [json.loads(line) for line in (incident / "timeline.jsonl").read_text().splitlines()]
+    assert [event["event"] for event in events] == ["detected", "diagnosed", "escalated"]
+    assert events[1]["plan"] == []
+    assert events[2]["outcome"] == "cannot_judge"
+    assert not [event for event in events if event["event"] == "tier"]
