@@ -1,19 +1,13 @@
-"""Unit tests for plugins/module_utils/_metrics.py and the incident.remediation.metrics doc fragment.
+"""Unit tests for plugins/module_utils/_metrics.py (its doc fragment: doc_fragments/test_fragments.py).
 
 The quantile cases marked "Prometheus" are values Prometheus 2.42 itself gives
 (checked with `promtool test rules` on the same buckets, and in
 tests/integration/test_metrics_health.py against a live server).
 """
 
-import contextlib
-import http.server
 import math
-import socket
-import threading
 
 import pytest
-import yaml
-from ansible_collections.incident.remediation.plugins.doc_fragments.metrics import ModuleDocFragment
 from ansible_collections.incident.remediation.plugins.module_utils import _metrics
 from ansible_collections.incident.remediation.plugins.module_utils._http import http_common_argument_spec
 from ansible_collections.incident.remediation.plugins.module_utils._metrics import (
@@ -374,44 +368,13 @@ def test_check_matchers_rejects(matchers, message):
 HTTP_PARAMS = {name: spec.get("default") for name, spec in http_common_argument_spec().items()}
 
 
-@contextlib.contextmanager
-def http_endpoint(status, body, content_type="text/plain; version=0.0.4"):
-    """A stdlib HTTP server on 127.0.0.1 answering every GET with status and body."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield "http://127.0.0.1:%d" % server.server_port
-    finally:
-        server.shutdown()
-        server.server_close()
+def always(status, body):
+    """An answer for the http_server fixture: the same reply to every request."""
+    return lambda headers: (status, body)
 
 
-@pytest.fixture
-def closed_port():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
-def test_scrape_parses_an_endpoint():
-    with http_endpoint(200, EXPOSITION) as base:
-        scraped = scrape(base + "/metrics", HTTP_PARAMS)
+def test_scrape_parses_an_endpoint(http_server):
+    scraped = scrape(http_server(always(200, EXPOSITION)) + "/metrics", HTTP_PARAMS)
     assert total(scraped, "queue_depth", {"queue": "emails"}) == 150.0
 
 
@@ -420,17 +383,18 @@ def test_scrape_of_a_closed_port_is_source_unavailable(closed_port):
         scrape("http://127.0.0.1:%d/metrics" % closed_port, HTTP_PARAMS)
 
 
-def test_scrape_of_an_http_error_is_source_unavailable_without_credentials():
-    with http_endpoint(503, "down") as base, pytest.raises(SourceUnavailable) as raised:
+def test_scrape_of_an_http_error_is_source_unavailable_without_credentials(http_server):
+    base = http_server(always(503, "down"))
+    with pytest.raises(SourceUnavailable) as raised:
         scrape(base.replace("://", "://user:secret@") + "/metrics", HTTP_PARAMS)
     assert "503" in str(raised.value)
     assert "secret" not in str(raised.value)
 
 
-def test_scrape_of_a_page_that_is_not_metrics_is_a_metrics_error():
-    with http_endpoint(200, "<html><body>hello</body></html>", "text/html") as base:
-        with pytest.raises(MetricsError, match="not a Prometheus text exposition"):
-            scrape(base, HTTP_PARAMS)
+def test_scrape_of_a_page_that_is_not_metrics_is_a_metrics_error(http_server):
+    base = http_server(always(200, "<html><body>hello</body></html>"), content_type="text/html")
+    with pytest.raises(MetricsError, match="not a Prometheus text exposition"):
+        scrape(base, HTTP_PARAMS)
 
 
 def test_prometheus_query_of_a_closed_port_is_source_unavailable(closed_port):
@@ -438,13 +402,13 @@ def test_prometheus_query_of_a_closed_port_is_source_unavailable(closed_port):
         prometheus_query("http://127.0.0.1:%d" % closed_port, "up", HTTP_PARAMS)
 
 
-def test_prometheus_query_of_something_that_is_not_prometheus_is_source_unavailable():
-    with http_endpoint(200, "<html>a web page</html>", "text/html") as base:
-        with pytest.raises(SourceUnavailable, match="with no JSON"):
-            prometheus_query(base, "up", HTTP_PARAMS)
-    with http_endpoint(200, "[1, 2]", "application/json") as base:
-        with pytest.raises(SourceUnavailable, match="with no JSON"):
-            prometheus_query(base, "up", HTTP_PARAMS)
+def test_prometheus_query_of_something_that_is_not_prometheus_is_source_unavailable(http_server):
+    web_page = http_server(always(200, "<html>a web page</html>"), content_type="text/html")
+    with pytest.raises(SourceUnavailable, match="with no JSON"):
+        prometheus_query(web_page, "up", HTTP_PARAMS)
+    json_list = http_server(always(200, "[1, 2]"), content_type="application/json")
+    with pytest.raises(SourceUnavailable, match="with no JSON"):
+        prometheus_query(json_list, "up", HTTP_PARAMS)
 
 
 def test_source_unavailable_is_a_metrics_error():
@@ -455,43 +419,13 @@ def test_prometheus_client_is_importable_here():
     assert _metrics.PROMETHEUS_CLIENT_IMPORT_ERROR is None
 
 
-# ---------------------------------------------------------------- argument spec and doc fragment
+# ---------------------------------------------------------------- argument spec
 
 
-FRAGMENT = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"]
 SPEC = metrics_source_argument_spec()
-
-
-def test_fragment_documents_exactly_the_source_spec():
-    assert sorted(FRAGMENT) == sorted(SPEC)
-
-
-@pytest.mark.parametrize("name", sorted(SPEC))
-def test_fragment_option_matches_the_spec(name):
-    option, coded = FRAGMENT[name], SPEC[name]
-    assert option.get("type", "str") == coded.get("type", "str")
-    assert option.get("default") == coded.get("default")
-    assert sorted(option.get("aliases", [])) == sorted(coded.get("aliases", []))
-    assert bool(option.get("required", False)) == bool(coded.get("required", False))
-    assert option.get("choices") == coded.get("choices")
-
-
-@pytest.mark.parametrize("name", sorted(SPEC))
-def test_urls_are_no_log_and_the_fragment_says_so(name):
-    assert SPEC[name]["no_log"] is True
-    assert any("C(no_log)" in line for line in FRAGMENT[name]["description"])
 
 
 def test_common_spec_is_the_source_plus_the_http_options():
     common = metrics_common_argument_spec()
     assert set(common) == set(SPEC) | set(http_common_argument_spec())
     assert not set(SPEC) & set(http_common_argument_spec())
-
-
-def test_spec_is_a_fresh_copy_each_call():
-    first = metrics_common_argument_spec()
-    first["timeout"]["default"] = 99.0
-    first.pop("url")
-    second = metrics_common_argument_spec()
-    assert second["timeout"]["default"] == 5.0
-    assert "url" in second

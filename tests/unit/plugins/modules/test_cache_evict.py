@@ -4,14 +4,9 @@ per-pattern accounting (pure logic), and main() against a closed loopback port.
 The SCAN/UNLINK loop itself runs against a real Redis in tests/integration/test_cache_evict.py.
 """
 
-import contextlib
-import json
-import socket
-from unittest import mock
 
 import pytest
 import yaml
-from ansible.module_utils import basic
 from ansible_collections.incident.remediation.plugins.module_utils._redis import redis_common_argument_spec
 from ansible_collections.incident.remediation.plugins.modules import cache_evict
 from ansible_collections.incident.remediation.plugins.modules.cache_evict import (
@@ -30,17 +25,6 @@ from ansible_collections.incident.remediation.plugins.modules.cache_evict import
     validate_options,
 )
 
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core before 2.19
-
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        serialized = json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}).encode()
-        with mock.patch.object(basic, "_ANSIBLE_ARGS", serialized):
-            yield
-
-
 RETURN = yaml.safe_load(cache_evict.RETURN)
 
 
@@ -54,15 +38,6 @@ def default_params(**overrides):
 
 def keys(prefix, count, start=0):
     return [("%s:%d" % (prefix, index)).encode() for index in range(start, start + count)]
-
-
-@pytest.fixture
-def closed_port():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 # ---------------------------------------------------------------- option validation
@@ -348,24 +323,17 @@ def test_summary(check_mode, updates, text):
 # ---------------------------------------------------------------- main() in process
 
 
-def run_main(capsys, args):
-    with patch_module_args(args), pytest.raises(SystemExit) as exit_info:
-        cache_evict.main()
-    out = capsys.readouterr().out
-    return exit_info.value.code, json.loads(out), out
-
-
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_flush_without_allow_flush_fails_before_connecting(capsys, closed_port, check_mode):
-    code, result, _out = run_main(capsys, {"login_port": closed_port, "flush": True, "_ansible_check_mode": check_mode})
+def test_flush_without_allow_flush_fails_before_connecting(run_module, closed_port, check_mode):
+    code, result, _out = run_module(cache_evict, {"login_port": closed_port, "flush": True}, check_mode=check_mode)
     assert code == 1
     assert result["failed"] is True
     assert "needs allow_flush=true" in result["msg"]
 
 
-def test_unreachable_server_is_reported_not_failed(capsys, closed_port):
-    code, result, out = run_main(
-        capsys, {"login_port": closed_port, "patterns": ["*:expired:*"], "login_password": "pw-never-shown"}
+def test_unreachable_server_is_reported_not_failed(run_module, closed_port):
+    code, result, out = run_module(
+        cache_evict, {"login_port": closed_port, "patterns": ["*:expired:*"], "login_password": "pw-never-shown"}
     )
     assert code == 0
     assert "failed" not in result
@@ -378,7 +346,7 @@ def test_unreachable_server_is_reported_not_failed(capsys, closed_port):
     assert "pw-never-shown" not in out
 
 
-def test_unknown_option_is_rejected(capsys):
-    code, result, _out = run_main(capsys, {"patterns": ["a:*"], "max_key": 5})
+def test_unknown_option_is_rejected(run_module):
+    code, result, _out = run_module(cache_evict, {"patterns": ["a:*"], "max_key": 5})
     assert code == 1
     assert "max_key" in result["msg"]

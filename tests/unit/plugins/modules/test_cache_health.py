@@ -4,16 +4,11 @@ No Redis server is needed: the unreachable and hung cases use real loopback
 sockets, a closed port and a listening socket that never answers.
 """
 
-import contextlib
-import json
-import socket
 import ssl
 import time
-from unittest import mock
 
 import pytest
 import yaml
-from ansible.module_utils import basic
 from ansible_collections.incident.remediation.plugins.module_utils import _redis
 from ansible_collections.incident.remediation.plugins.module_utils._redis import redis_common_argument_spec
 from ansible_collections.incident.remediation.plugins.modules import cache_health
@@ -26,17 +21,6 @@ from ansible_collections.incident.remediation.plugins.modules.cache_health impor
     metrics_from_info,
     read_info,
 )
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core before 2.19
-
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        serialized = json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}).encode()
-        with mock.patch.object(basic, "_ANSIBLE_ARGS", serialized):
-            yield
-
 
 RETURN = yaml.safe_load(cache_health.RETURN)
 METRIC_KEYS = set(RETURN["metrics"]["contains"])
@@ -92,26 +76,6 @@ def metrics(**overrides):
     ping_ms = overrides.pop("ping_ms", 0.4)
     info.update(overrides)
     return metrics_from_info(info, ping_ms)
-
-
-@pytest.fixture
-def closed_port():
-    """A loopback port nothing listens on: connecting to it is refused."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
-@pytest.fixture
-def silent_port():
-    """A loopback port that accepts TCP connections but never sends a byte."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(8)
-    yield sock.getsockname()[1]
-    sock.close()
 
 
 # ---------------------------------------------------------------- metrics_from_info
@@ -627,17 +591,9 @@ def test_silent_server_is_critical_within_connect_timeout(silent_port):
 # ---------------------------------------------------------------- main() in process
 
 
-def run_main(capsys, args):
-    """Run the module with args; return (exit code, parsed JSON result)."""
-    with patch_module_args(args), pytest.raises(SystemExit) as exit_info:
-        cache_health.main()
-    out = capsys.readouterr().out
-    return exit_info.value.code, json.loads(out), out
-
-
-def test_main_returns_the_stable_shape(capsys, closed_port):
-    code, result, out = run_main(
-        capsys, {"login_port": closed_port, "login_password": "s3cret-pw", "ping_warning_ms": 50}
+def test_main_returns_the_stable_shape(run_module, closed_port):
+    code, result, out = run_module(
+        cache_health, {"login_port": closed_port, "login_password": "s3cret-pw", "ping_warning_ms": 50}
     )
     assert code == 0
     assert "failed" not in result
@@ -656,24 +612,24 @@ def test_main_returns_the_stable_shape(capsys, closed_port):
     assert "s3cret-pw" not in out
 
 
-def test_main_runs_the_same_checks_in_check_mode(capsys, closed_port):
-    code, result, _out = run_main(capsys, {"login_port": closed_port, "_ansible_check_mode": True})
+def test_main_runs_the_same_checks_in_check_mode(run_module, closed_port):
+    code, result, _out = run_module(cache_health, {"login_port": closed_port}, check_mode=True)
     assert code == 0
     assert result["changed"] is False
     assert result["status"] == "critical"
     assert result["is_available"] is False
 
 
-def test_main_fails_cleanly_without_redis_py(capsys, monkeypatch, closed_port):
+def test_main_fails_cleanly_without_redis_py(run_module, monkeypatch, closed_port):
     monkeypatch.setattr(_redis, "redis", None)
-    code, result, _out = run_main(capsys, {"login_port": closed_port})
+    code, result, _out = run_module(cache_health, {"login_port": closed_port})
     assert code == 1
     assert result["failed"] is True
     assert "redis" in result["msg"]
 
 
-def test_main_rejects_an_unknown_option(capsys):
-    code, result, _out = run_main(capsys, {"login_prot": 6380})
+def test_main_rejects_an_unknown_option(run_module):
+    code, result, _out = run_module(cache_health, {"login_prot": 6380})
     assert code == 1
     assert result["failed"] is True
     assert "login_prot" in result["msg"]

@@ -4,15 +4,10 @@ Pure logic on constructed replies and documents; the retry loop and main() run i
 against a closed loopback port (connection refused at once), with a recording sleep.
 """
 
-import contextlib
-import json
 import re
-import socket
-from unittest import mock
 
 import pytest
 import yaml
-from ansible.module_utils import basic
 from ansible_collections.incident.remediation.plugins.module_utils._http import HttpResult, http_common_argument_spec
 from ansible_collections.incident.remediation.plugins.modules import http_health
 from ansible_collections.incident.remediation.plugins.modules.http_health import (
@@ -30,17 +25,6 @@ from ansible_collections.incident.remediation.plugins.modules.http_health import
     lookup,
     run_attempts,
 )
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core before 2.19
-
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        serialized = json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}).encode()
-        with mock.patch.object(basic, "_ANSIBLE_ARGS", serialized):
-            yield
-
 
 RETURN = yaml.safe_load(http_health.RETURN)
 THRESHOLDS = {name: spec.get("default") for name, spec in THRESHOLD_SPEC.items()}
@@ -123,13 +107,6 @@ def test_judge_attempts_tells_a_blip_from_an_outage(oks, threshold, status, reas
     verdict = judge_attempts(attempts_of(*oks), threshold)
     assert verdict.status == status
     assert verdict.reasons == ([reason] if reason else [])
-
-
-@pytest.fixture
-def closed_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_run_attempts_retries_with_the_delay_and_scrubs_errors(closed_port):
@@ -276,17 +253,10 @@ def test_empty_metrics_has_every_documented_key():
 # ---------------------------------------------------------------- main() in process
 
 
-def run_main(capsys, args):
-    with patch_module_args(args), pytest.raises(SystemExit) as exit_info:
-        http_health.main()
-    out = capsys.readouterr().out
-    return exit_info.value.code, json.loads(out), out
-
-
-def test_main_returns_the_stable_shape(capsys, closed_port):
+def test_main_returns_the_stable_shape(run_module, closed_port):
     url = "http://u:pw-in-url@127.0.0.1:%d/health?token=query-secret" % closed_port
-    code, result, out = run_main(capsys, {"url": url, "attempts": 2, "retry_delay_ms": 0,
-                                          "auth_headers": {"Authorization": "Bearer header-secret"}})
+    code, result, out = run_module(http_health, {"url": url, "attempts": 2, "retry_delay_ms": 0,
+                                                 "auth_headers": {"Authorization": "Bearer header-secret"}})
     assert code == 0
     assert result["changed"] is False
     assert set(RETURN) | {"changed"} <= set(result)
@@ -298,16 +268,16 @@ def test_main_returns_the_stable_shape(capsys, closed_port):
         assert secret not in out
 
 
-def test_main_shows_a_url_without_secrets(capsys, closed_port):
+def test_main_shows_a_url_without_secrets(run_module, closed_port):
     url = "http://127.0.0.1:%d/health" % closed_port
-    _code, result, _out = run_main(capsys, {"url": url, "attempts": 2, "retry_delay_ms": 0})
+    _code, result, _out = run_module(http_health, {"url": url, "attempts": 2, "retry_delay_ms": 0})
     assert result["url"] == url
     assert result["invocation"]["module_args"]["url"] == url
 
 
-def test_main_runs_the_same_in_check_mode(capsys, closed_port):
-    code, result, _out = run_main(capsys, {"url": "http://127.0.0.1:%d/" % closed_port, "attempts": 2,
-                                           "retry_delay_ms": 0, "_ansible_check_mode": True})
+def test_main_runs_the_same_in_check_mode(run_module, closed_port):
+    code, result, _out = run_module(http_health, {"url": "http://127.0.0.1:%d/" % closed_port, "attempts": 2,
+                                                  "retry_delay_ms": 0}, check_mode=True)
     assert code == 0
     assert (result["changed"], result["status"], result["is_available"]) == (False, "critical", False)
 
@@ -324,8 +294,8 @@ def test_main_runs_the_same_in_check_mode(capsys, closed_port):
         ({"method": "POST"}, "method"),
     ],
 )
-def test_main_refuses_bad_arguments(capsys, args, message):
-    code, result, _out = run_main(capsys, dict({"url": "http://127.0.0.1:1/"}, **args))
+def test_main_refuses_bad_arguments(run_module, args, message):
+    code, result, _out = run_module(http_health, dict({"url": "http://127.0.0.1:1/"}, **args))
     assert code == 1
     assert result["failed"] is True
     assert message in result["msg"]

@@ -5,19 +5,12 @@ real loopback HTTP server (stdlib) serving exposition text, and the unreachable
 and hung sources are a closed port and a socket that never answers.
 """
 
-import contextlib
-import http.server
 import importlib
-import json
 import math
-import socket
-import threading
 import time
-from unittest import mock
 
 import pytest
 import yaml
-from ansible.module_utils import basic
 from ansible_collections.incident.remediation.plugins.module_utils import _metrics
 from ansible_collections.incident.remediation.plugins.module_utils._metrics import (
     metrics_common_argument_spec,
@@ -40,17 +33,6 @@ from ansible_collections.incident.remediation.plugins.modules.metrics_health imp
     reading,
     valid_duration,
 )
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core before 2.19
-
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        serialized = json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}).encode()
-        with mock.patch.object(basic, "_ANSIBLE_ARGS", serialized):
-            yield
-
 
 NAN = math.nan
 RETURN = yaml.safe_load(metrics_health.RETURN)
@@ -471,50 +453,21 @@ def test_gauge_from_the_last_scrape(scrapes):
 # ---------------------------------------------------------------- evaluate() against real loopback sockets
 
 
-@contextlib.contextmanager
-def endpoint(*bodies):
-    """A loopback /metrics endpoint serving bodies in turn (the last one from then on);
-    a body of None answers HTTP 500."""
-    remaining = list(bodies)
+@pytest.fixture
+def endpoint(http_server):
+    """endpoint(*bodies) -> the URL of a loopback /metrics endpoint serving bodies in turn
+    (the last one from then on); a body of None answers HTTP 500."""
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
+    def serve(*bodies):
+        remaining = list(bodies)
+
+        def answer(headers):
             body = remaining.pop(0) if len(remaining) > 1 else remaining[0]
-            data = (body or "boom").encode()
-            self.send_response(200 if body is not None else 500)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            return (200, body) if body is not None else (500, "boom")
 
-        def log_message(self, *args):
-            pass
+        return http_server(answer) + "/metrics"
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield "http://127.0.0.1:%d/metrics" % server.server_port
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture
-def closed_port():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
-@pytest.fixture
-def silent_port():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(8)
-    yield sock.getsockname()[1]
-    sock.close()
+    return serve
 
 
 CHECKS = [
@@ -547,9 +500,9 @@ def run_endpoint(url, checks=None, **options):
     return result, clock
 
 
-def test_endpoint_mode_scrapes_twice_an_interval_apart():
-    with endpoint(BEFORE, AFTER) as url:
-        result, clock = run_endpoint(url, interval=10.0)
+def test_endpoint_mode_scrapes_twice_an_interval_apart(endpoint):
+    url = endpoint(BEFORE, AFTER)
+    result, clock = run_endpoint(url, interval=10.0)
     assert clock.slept == [10.0]
     assert result["is_available"] is True
     assert result["error"] is None
@@ -568,18 +521,18 @@ def test_endpoint_mode_scrapes_twice_an_interval_apart():
         assert set(check) == CHECK_RESULT_KEYS
 
 
-def test_endpoint_mode_with_interval_0_scrapes_once():
-    with endpoint(AFTER, None) as url:
-        result, clock = run_endpoint(url, interval=0.0)
+def test_endpoint_mode_with_interval_0_scrapes_once(endpoint):
+    url = endpoint(AFTER, None)
+    result, clock = run_endpoint(url, interval=0.0)
     assert clock.slept == []
     assert result["is_available"] is True
     assert result["metrics"]["api errors"] == round(100 / 1900, 6)
     assert [check["window"] for check in result["checks"]] == ["since start", "since start", "instant"]
 
 
-def test_endpoint_mode_with_only_gauges_does_not_wait():
-    with endpoint(AFTER, None) as url:
-        result, clock = run_endpoint(url, checks=CHECKS[2:], interval=30.0)
+def test_endpoint_mode_with_only_gauges_does_not_wait(endpoint):
+    url = endpoint(AFTER, None)
+    result, clock = run_endpoint(url, checks=CHECKS[2:], interval=30.0)
     assert clock.slept == []
     assert result["status"] == "warning"
 
@@ -602,9 +555,9 @@ def test_unreachable_endpoint_is_reported_with_the_configured_status(closed_port
         assert check["promql"]
 
 
-def test_endpoint_that_fails_on_the_second_scrape_says_so():
-    with endpoint(BEFORE, None) as url:
-        result, _clock = run_endpoint(url, interval=10.0)
+def test_endpoint_that_fails_on_the_second_scrape_says_so(endpoint):
+    url = endpoint(BEFORE, None)
+    result, _clock = run_endpoint(url, interval=10.0)
     assert result["status"] == "unknown"
     assert result["is_available"] is False
     assert "HTTP 500" in result["error"]
@@ -639,16 +592,9 @@ def test_hung_prometheus_costs_one_timeout(silent_port):
 # ---------------------------------------------------------------- main() in process
 
 
-def run_main(capsys, args):
-    with patch_module_args(args), pytest.raises(SystemExit) as exit_info:
-        metrics_health.main()
-    out = capsys.readouterr().out
-    return exit_info.value.code, json.loads(out), out
-
-
-def test_main_returns_the_stable_shape(capsys, closed_port):
-    code, result, out = run_main(
-        capsys,
+def test_main_returns_the_stable_shape(run_module, closed_port):
+    code, result, out = run_module(
+        metrics_health,
         {
             "prometheus_url": "http://admin:s3cret-pw@127.0.0.1:%d" % closed_port,
             "checks": [{"kind": "error_ratio"}, {"kind": "gauge", "metric": "up", "direction": "below", "critical": 1}],
@@ -671,21 +617,18 @@ def test_main_returns_the_stable_shape(capsys, closed_port):
     assert "s3cret-pw" not in out
 
 
-def test_main_shows_a_url_without_secrets(capsys, closed_port):
+def test_main_shows_a_url_without_secrets(run_module, closed_port):
     url = "http://127.0.0.1:%d/metrics" % closed_port
-    _code, result, _out = run_main(capsys, {"url": url, "checks": [{"kind": "error_ratio"}]})
+    _code, result, _out = run_module(metrics_health, {"url": url, "checks": [{"kind": "error_ratio"}]})
     assert result["source"]["url"] == url
     assert result["error"].startswith("scraping %s failed" % url)
 
 
-def test_main_runs_the_same_checks_in_check_mode(capsys, closed_port):
-    code, result, _out = run_main(
-        capsys,
-        {
-            "url": "http://127.0.0.1:%d/metrics" % closed_port,
-            "checks": [{"kind": "error_ratio"}],
-            "_ansible_check_mode": True,
-        },
+def test_main_runs_the_same_checks_in_check_mode(run_module, closed_port):
+    code, result, _out = run_module(
+        metrics_health,
+        {"url": "http://127.0.0.1:%d/metrics" % closed_port, "checks": [{"kind": "error_ratio"}]},
+        check_mode=True,
     )
     assert code == 0
     assert result["changed"] is False
@@ -714,22 +657,22 @@ def test_main_runs_the_same_checks_in_check_mode(capsys, closed_port):
         ({"prometheus_url": "http://b", "checks": []}, "at least one check"),
     ],
 )
-def test_main_rejects_bad_arguments(capsys, args, message):
-    code, result, _out = run_main(capsys, args)
+def test_main_rejects_bad_arguments(run_module, args, message):
+    code, result, _out = run_module(metrics_health, args)
     assert code == 1
     assert result["failed"] is True
     assert message in result["msg"]
 
 
-def test_main_needs_prometheus_client_only_for_an_endpoint(capsys, monkeypatch, closed_port):
+def test_main_needs_prometheus_client_only_for_an_endpoint(run_module, monkeypatch, closed_port):
     monkeypatch.setattr(_metrics, "text_string_to_metric_families", None)
-    code, result, _out = run_main(
-        capsys, {"url": "http://127.0.0.1:%d/metrics" % closed_port, "checks": [{"kind": "error_ratio"}]}
+    code, result, _out = run_module(
+        metrics_health, {"url": "http://127.0.0.1:%d/metrics" % closed_port, "checks": [{"kind": "error_ratio"}]}
     )
     assert code == 1
     assert "prometheus-client" in result["msg"]
-    code, result, _out = run_main(
-        capsys, {"prometheus_url": "http://127.0.0.1:%d" % closed_port, "checks": [{"kind": "error_ratio"}]}
+    code, result, _out = run_module(
+        metrics_health, {"prometheus_url": "http://127.0.0.1:%d" % closed_port, "checks": [{"kind": "error_ratio"}]}
     )
     assert code == 0
     assert result["is_available"] is False

@@ -5,18 +5,12 @@ row the single statement returns, and the unreachable cases use real loopback so
 The metrics backend reads a real loopback HTTP server (stdlib http.server).
 """
 
-import contextlib
-import http.server
 import json
 import re
-import socket
-import threading
 import time
-from unittest import mock
 
 import pytest
 import yaml
-from ansible.module_utils import basic
 from ansible_collections.incident.remediation.plugins.module_utils import _postgres
 from ansible_collections.incident.remediation.plugins.module_utils._metrics import Sample
 from ansible_collections.incident.remediation.plugins.module_utils._postgres import (
@@ -43,17 +37,6 @@ from ansible_collections.incident.remediation.plugins.modules.pool_health import
     top_groups,
     usable_slots,
 )
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core before 2.19
-
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        serialized = json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}).encode()
-        with mock.patch.object(basic, "_ANSIBLE_ARGS", serialized):
-            yield
-
 
 RETURN = yaml.safe_load(pool_health.RETURN)
 METRIC_KEYS = set(RETURN["metrics"]["contains"])
@@ -98,49 +81,17 @@ def pg_metrics(**overrides):
 
 
 @pytest.fixture
-def closed_port():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
-@pytest.fixture
-def silent_port():
-    """A loopback port that accepts TCP connections but never sends a byte."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(8)
-    yield sock.getsockname()[1]
-    sock.close()
-
-
-@pytest.fixture
-def metrics_endpoint():
-    """A loopback HTTP server answering GET /metrics with whatever body and status are set."""
+def metrics_endpoint(http_server):
+    """A loopback HTTP server answering GET /metrics with whatever body and status are set;
+    the headers of each request are recorded."""
     state = {"body": "", "status": 200, "headers": []}
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            state["headers"].append(dict(self.headers))
-            body = state["body"].encode()
-            self.send_response(state["status"])
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(headers):
+        state["headers"].append(headers)
+        return state["status"], state["body"]
 
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state["url"] = "http://127.0.0.1:%d/metrics" % server.server_address[1]
-    yield state
-    server.shutdown()
-    server.server_close()
+    state["url"] = http_server(answer) + "/metrics"
+    return state
 
 
 # ---------------------------------------------------------------- saturation math
@@ -512,16 +463,9 @@ def test_metrics_endpoint_errors_are_unknown(metrics_endpoint, closed_port):
 # ---------------------------------------------------------------- main() in process
 
 
-def run_main(capsys, args):
-    with patch_module_args(args), pytest.raises(SystemExit) as exit_info:
-        pool_health.main()
-    out = capsys.readouterr().out
-    return exit_info.value.code, json.loads(out), out
-
-
-def test_main_returns_the_stable_shape(capsys, closed_port):
-    code, result, out = run_main(capsys, {"login_port": closed_port, "login_password": "s3cret-pw",
-                                          "saturation_warning": 0.7})
+def test_main_returns_the_stable_shape(run_module, closed_port):
+    code, result, out = run_module(pool_health, {"login_port": closed_port, "login_password": "s3cret-pw",
+                                                 "saturation_warning": 0.7})
     assert code == 0
     assert "failed" not in result
     assert result["changed"] is False
@@ -535,25 +479,25 @@ def test_main_returns_the_stable_shape(capsys, closed_port):
     assert "s3cret-pw" not in out
 
 
-def test_main_takes_the_password_from_pgpassword(capsys, closed_port, monkeypatch):
+def test_main_takes_the_password_from_pgpassword(run_module, closed_port, monkeypatch):
     monkeypatch.setenv("PGPASSWORD", "from-env-pw")
-    code, result, out = run_main(capsys, {"login_port": closed_port})
+    code, result, out = run_module(pool_health, {"login_port": closed_port})
     assert code == 0
     assert "from-env-pw" not in out
     assert result["status"] == "critical"
 
 
-def test_main_runs_the_same_checks_in_check_mode(capsys, closed_port):
-    code, result, _out = run_main(capsys, {"login_port": closed_port, "_ansible_check_mode": True})
+def test_main_runs_the_same_checks_in_check_mode(run_module, closed_port):
+    code, result, _out = run_module(pool_health, {"login_port": closed_port}, check_mode=True)
     assert code == 0
     assert result["changed"] is False
     assert result["status"] == "critical"
 
 
-def test_main_metrics_backend(capsys, metrics_endpoint):
+def test_main_metrics_backend(run_module, metrics_endpoint):
     metrics_endpoint["body"] = SQLALCHEMY_EXPOSITION
-    code, result, out = run_main(capsys, {"backend": "metrics", "metrics_url": metrics_endpoint["url"],
-                                          "pool_size": 100, "metrics_headers": {"X-Token": "hdr-secret"}})
+    code, result, out = run_module(pool_health, {"backend": "metrics", "metrics_url": metrics_endpoint["url"],
+                                                 "pool_size": 100, "metrics_headers": {"X-Token": "hdr-secret"}})
     assert code == 0
     assert result["backend"] == "metrics"
     assert result["metrics"]["in_use"] == 18
@@ -561,21 +505,21 @@ def test_main_metrics_backend(capsys, metrics_endpoint):
     assert "hdr-secret" not in out
 
 
-def test_main_metrics_backend_needs_a_url(capsys):
-    code, result, _out = run_main(capsys, {"backend": "metrics"})
+def test_main_metrics_backend_needs_a_url(run_module):
+    code, result, _out = run_module(pool_health, {"backend": "metrics"})
     assert code == 1
     assert "metrics_url" in result["msg"]
 
 
-def test_main_fails_cleanly_without_psycopg2(capsys, monkeypatch, closed_port):
+def test_main_fails_cleanly_without_psycopg2(run_module, monkeypatch, closed_port):
     monkeypatch.setattr(_postgres, "psycopg2", None)
-    code, result, _out = run_main(capsys, {"login_port": closed_port})
+    code, result, _out = run_module(pool_health, {"login_port": closed_port})
     assert code == 1
     assert result["failed"] is True
     assert "psycopg2" in result["msg"]
 
 
-def test_main_rejects_an_unknown_option(capsys):
-    code, result, _out = run_main(capsys, {"login_prot": 5433})
+def test_main_rejects_an_unknown_option(run_module):
+    code, result, _out = run_module(pool_health, {"login_prot": 5433})
     assert code == 1
     assert "login_prot" in result["msg"]

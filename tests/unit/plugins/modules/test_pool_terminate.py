@@ -4,15 +4,10 @@ No PostgreSQL server is needed: the SQL is built by pure functions, and the guar
 cap and the settling of the terminate statement's answer are decided on plain rows.
 """
 
-import contextlib
-import json
 import re
-import socket
-from unittest import mock
 
 import pytest
 import yaml
-from ansible.module_utils import basic
 from ansible_collections.incident.remediation.plugins.module_utils._postgres import postgres_common_argument_spec
 from ansible_collections.incident.remediation.plugins.modules import pool_terminate
 from ansible_collections.incident.remediation.plugins.modules.pool_terminate import (
@@ -47,17 +42,6 @@ from ansible_collections.incident.remediation.plugins.modules.pool_terminate imp
     validate_selectors,
 )
 
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core before 2.19
-
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        serialized = json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}).encode()
-        with mock.patch.object(basic, "_ANSIBLE_ARGS", serialized):
-            yield
-
-
 RETURN = yaml.safe_load(pool_terminate.RETURN)
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
@@ -87,15 +71,6 @@ def row(pid=100, **overrides):
     }
     values.update(overrides)
     return values
-
-
-@pytest.fixture
-def closed_port():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 # ---------------------------------------------------------------- selectors and SQL
@@ -343,31 +318,24 @@ def test_settle_reports_sessions_that_changed_in_between():
 # ---------------------------------------------------------------- main() in process
 
 
-def run_main(capsys, args):
-    with patch_module_args(args), pytest.raises(SystemExit) as exit_info:
-        pool_terminate.main()
-    out = capsys.readouterr().out
-    return exit_info.value.code, json.loads(out), out
-
-
-def test_main_needs_a_selector(capsys):
-    code, result, _out = run_main(capsys, {"exclude_users": ["x"]})
+def test_main_needs_a_selector(run_module):
+    code, result, _out = run_module(pool_terminate, {"exclude_users": ["x"]})
     assert code == 1
     assert "give at least one selector" in result["msg"]
     assert result["terminated"] == [] and result["skipped"] == []
     assert result["changed"] is False
 
 
-def test_main_refuses_a_bad_client_address(capsys):
-    code, result, _out = run_main(capsys, {"idle_minutes": 10, "exclude_client_addrs": ["not-an-ip"]})
+def test_main_refuses_a_bad_client_address(run_module):
+    code, result, _out = run_module(pool_terminate, {"idle_minutes": 10, "exclude_client_addrs": ["not-an-ip"]})
     assert code == 1
     assert "not-an-ip" in result["msg"]
 
 
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_main_fails_without_terminating_when_the_server_is_unreachable(capsys, closed_port, check_mode):
-    code, result, out = run_main(capsys, {"login_port": closed_port, "login_password": "pw-xyz",
-                                          "idle_minutes": 10, "_ansible_check_mode": check_mode})
+def test_main_fails_without_terminating_when_the_server_is_unreachable(run_module, closed_port, check_mode):
+    code, result, out = run_module(pool_terminate, {"login_port": closed_port, "login_password": "pw-xyz",
+                                                    "idle_minutes": 10}, check_mode=check_mode)
     assert code == 1
     assert result["msg"].startswith("nothing was terminated: PostgreSQL at 127.0.0.1:%d/postgres" % closed_port)
     assert set(RETURN) <= set(result)
@@ -376,7 +344,7 @@ def test_main_fails_without_terminating_when_the_server_is_unreachable(capsys, c
     assert "pw-xyz" not in out
 
 
-def test_main_rejects_an_unknown_option(capsys):
-    code, result, _out = run_main(capsys, {"idle_minutes": 10, "max_termination": 3})
+def test_main_rejects_an_unknown_option(run_module):
+    code, result, _out = run_module(pool_terminate, {"idle_minutes": 10, "max_termination": 3})
     assert code == 1
     assert "max_termination" in result["msg"]

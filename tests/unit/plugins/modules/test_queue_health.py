@@ -6,15 +6,11 @@ cases use a real loopback port that nothing listens on.
 """
 
 import base64
-import contextlib
 import json
-import socket
 import time
-from unittest import mock
 
 import pytest
 import yaml
-from ansible.module_utils import basic
 from ansible_collections.incident.remediation.plugins.doc_fragments.redis import ModuleDocFragment
 from ansible_collections.incident.remediation.plugins.module_utils import _redis
 from ansible_collections.incident.remediation.plugins.module_utils._queues import (
@@ -51,17 +47,6 @@ from ansible_collections.incident.remediation.plugins.modules.queue_health impor
     queue_thresholds,
 )
 
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core before 2.19
-
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        serialized = json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}).encode()
-        with mock.patch.object(basic, "_ANSIBLE_ARGS", serialized):
-            yield
-
-
 DOC = yaml.safe_load(queue_health.DOCUMENTATION)
 RETURN = yaml.safe_load(queue_health.RETURN)
 QUEUE_METRIC_KEYS = set(RETURN["queues"]["contains"]["metrics"]["contains"])
@@ -83,16 +68,6 @@ def queue_metrics(**values):
     if "depth" not in values:
         metrics["depth"] = metrics["waiting"]
     return metrics
-
-
-@pytest.fixture
-def closed_port():
-    """A loopback port nothing listens on: connecting to it is refused."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 # ---------------------------------------------------------------- documentation matches the spec
@@ -632,15 +607,8 @@ def test_no_second_reading_when_the_first_fails(closed_port):
 # ---------------------------------------------------------------- main() in process
 
 
-def run_main(capsys, args):
-    with patch_module_args(args), pytest.raises(SystemExit) as exit_info:
-        queue_health.main()
-    out = capsys.readouterr().out
-    return exit_info.value.code, json.loads(out), out
-
-
-def test_main_returns_the_stable_shape(capsys, closed_port):
-    code, result, out = run_main(capsys, {
+def test_main_returns_the_stable_shape(run_module, closed_port):
+    code, result, out = run_module(queue_health, {
         "backend": "bullmq",
         "login_port": closed_port,
         "login_password": "s3cret-redis",
@@ -661,8 +629,8 @@ def test_main_returns_the_stable_shape(capsys, closed_port):
     assert "s3cret-redis" not in out
 
 
-def test_main_hides_the_api_password(capsys, closed_port):
-    code, result, out = run_main(capsys, {
+def test_main_hides_the_api_password(run_module, closed_port):
+    code, result, out = run_module(queue_health, {
         "backend": "rabbitmq",
         "api_url": "http://127.0.0.1:%d" % closed_port,
         "api_user": "monitor",
@@ -674,10 +642,9 @@ def test_main_hides_the_api_password(capsys, closed_port):
     assert "s3cret-api" not in out
 
 
-def test_main_runs_the_same_checks_in_check_mode(capsys, closed_port):
-    args = {"backend": "redis_list", "login_port": closed_port, "queues": [{"name": "jobs"}],
-            "_ansible_check_mode": True}
-    code, result, _out = run_main(capsys, args)
+def test_main_runs_the_same_checks_in_check_mode(run_module, closed_port):
+    args = {"backend": "redis_list", "login_port": closed_port, "queues": [{"name": "jobs"}]}
+    code, result, _out = run_module(queue_health, args, check_mode=True)
     assert code == 0
     assert result["changed"] is False
     assert result["status"] == "critical"
@@ -695,20 +662,20 @@ def test_main_runs_the_same_checks_in_check_mode(capsys, closed_port):
         ({"backend": "redis_list", "queues": [{"name": "q", "depth_warnign": 1}]}, "depth_warnign"),
     ],
 )
-def test_main_rejects_bad_arguments(capsys, args, message):
-    code, result, _out = run_main(capsys, args)
+def test_main_rejects_bad_arguments(run_module, args, message):
+    code, result, _out = run_module(queue_health, args)
     assert code == 1
     assert result["failed"] is True
     assert message in result["msg"]
 
 
-def test_main_needs_redis_py_only_for_redis_backends(capsys, monkeypatch, closed_port):
+def test_main_needs_redis_py_only_for_redis_backends(run_module, monkeypatch, closed_port):
     monkeypatch.setattr(_redis, "redis", None)
     args = {"backend": "redis_list", "login_port": closed_port, "queues": [{"name": "q"}]}
-    code, result, _out = run_main(capsys, args)
+    code, result, _out = run_module(queue_health, args)
     assert code == 1
     assert "redis" in result["msg"]
     args = {"backend": "rabbitmq", "api_url": "http://127.0.0.1:%d" % closed_port, "queues": [{"name": "q"}]}
-    code, result, _out = run_main(capsys, args)
+    code, result, _out = run_module(queue_health, args)
     assert code == 0
     assert result["status"] == "critical"

@@ -4,14 +4,10 @@ Pure logic on constructed replies; main() runs in process against a closed loopb
 The JSON-RPC servers of the integration tests are not needed here.
 """
 
-import contextlib
 import json
-import socket
-from unittest import mock
 
 import pytest
 import yaml
-from ansible.module_utils import basic
 from ansible_collections.incident.remediation.plugins.module_utils._http import (
     REDACTED,
     HttpResult,
@@ -37,17 +33,6 @@ from ansible_collections.incident.remediation.plugins.modules.rpc_health import 
     rpc_call,
     split_path,
 )
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core before 2.19
-
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        serialized = json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}).encode()
-        with mock.patch.object(basic, "_ANSIBLE_ARGS", serialized):
-            yield
-
 
 DOC = yaml.safe_load(rpc_health.DOCUMENTATION)
 RETURN = yaml.safe_load(rpc_health.RETURN)
@@ -450,23 +435,9 @@ def test_scrub():
 # ---------------------------------------------------------------- main() in process
 
 
-@pytest.fixture
-def closed_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def run_main(capsys, args):
-    with patch_module_args(args), pytest.raises(SystemExit) as exit_info:
-        rpc_health.main()
-    out = capsys.readouterr().out
-    return exit_info.value.code, json.loads(out), out
-
-
-def test_main_returns_the_stable_shape_and_hides_secrets(capsys, closed_port):
+def test_main_returns_the_stable_shape_and_hides_secrets(run_module, closed_port):
     key = "0123456789abcdef0123456789abcdef"
-    code, result, out = run_main(capsys, {
+    code, result, out = run_module(rpc_health, {
         "primary": {"name": "main", "url": "http://rpcuser:pw-in-url@127.0.0.1:%d/v3/%s" % (closed_port, key)},
         "backups": [{"url": "http://127.0.0.1:%d/?apikey=query-key-value" % closed_port,
                      "auth_headers": {"Authorization": "Bearer header-secret"}}],
@@ -489,16 +460,16 @@ def test_main_returns_the_stable_shape_and_hides_secrets(capsys, closed_port):
         assert secret not in out
 
 
-def test_main_shows_a_url_without_secrets(capsys, closed_port):
+def test_main_shows_a_url_without_secrets(run_module, closed_port):
     url = "http://127.0.0.1:%d/" % closed_port
-    _code, result, _out = run_main(capsys, {"primary": {"url": url}, "timeout": 1})
+    _code, result, _out = run_module(rpc_health, {"primary": {"url": url}, "timeout": 1})
     assert result["endpoints"][0]["url"] == url
     assert result["invocation"]["module_args"]["primary"]["url"] == url
 
 
-def test_main_runs_the_same_in_check_mode(capsys, closed_port):
-    code, result, _out = run_main(capsys, {"primary": {"url": "http://127.0.0.1:%d/" % closed_port},
-                                           "_ansible_check_mode": True})
+def test_main_runs_the_same_in_check_mode(run_module, closed_port):
+    code, result, _out = run_module(rpc_health, {"primary": {"url": "http://127.0.0.1:%d/" % closed_port}},
+                                    check_mode=True)
     assert code == 0
     assert (result["changed"], result["status"], result["is_available"]) == (False, "critical", False)
 
@@ -513,8 +484,8 @@ def test_main_runs_the_same_in_check_mode(capsys, closed_port):
         ({"primary": {"name": "x"}}, "url"),
     ],
 )
-def test_main_refuses_bad_arguments(capsys, args, message):
-    code, result, _out = run_main(capsys, args)
+def test_main_refuses_bad_arguments(run_module, args, message):
+    code, result, _out = run_module(rpc_health, args)
     assert code == 1
     assert result["failed"] is True
     assert message in result["msg"]
