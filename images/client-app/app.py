@@ -1,7 +1,10 @@
 """Test-bed client app: GET /health reports whether its Redis (and PostgreSQL,
-when DATABASE_URL is set) answer; 200 when all do, 503 otherwise."""
+when DATABASE_URL is set) answer; 200 when all do, 503 otherwise. It also
+reports APP_RELEASE as "release", so a change of its environment or image
+(set_env, rollback) is visible from outside."""
 import json
 import os
+import signal
 import sys
 import time
 import urllib.request
@@ -13,6 +16,7 @@ import redis
 REDIS_URL = os.environ.get("REDIS_URL", "redis://redis:6379/0")
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 PORT = int(os.environ.get("PORT", "8080"))
+RELEASE = os.environ.get("APP_RELEASE", "")
 
 
 def check_redis():
@@ -44,7 +48,7 @@ class Handler(BaseHTTPRequestHandler):
             components["database"] = check_database()
         healthy = all(c["status"] == "healthy" for c in components.values())
         body = json.dumps({"overallStatus": "healthy" if healthy else "unhealthy",
-                           "components": components}).encode()
+                           "release": RELEASE, "components": components}).encode()
         self.send_response(200 if healthy else 503)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -62,4 +66,7 @@ if __name__ == "__main__":
         except Exception:
             sys.exit(1)
         sys.exit(0)
+    # As PID 1 the process gets no default SIGTERM handling: exit at once, so
+    # `docker stop` and compose restarts need not wait for their timeout.
+    signal.signal(signal.SIGTERM, lambda *args: sys.exit(0))
     ThreadingHTTPServer(("0.0.0.0", PORT), Handler).serve_forever()

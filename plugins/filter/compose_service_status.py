@@ -13,21 +13,37 @@ version_added: 0.1.0
 description:
   - Takes the C(container) results of M(community.docker.docker_container_info)
     for the containers of one compose service and returns the collection's
-    platform-neutral service status.
+    platform-neutral service status (docs/service-control.md), without the
+    C(platform), C(service) and C(project) keys, which the caller adds.
   - C(state) is one of C(missing), C(stopped), C(paused), C(crash-looping),
-    C(unhealthy) or C(running), the worst over all replicas.
+    C(unhealthy) or C(running), the worst over all containers.
+  - C(revision) and C(last_rollout_time) come from the service's recorded image
+    history, when given; Compose itself keeps none.
 options:
   _input:
     description: Container inspection results (the C(container) key of docker_container_info).
     type: list
     elements: dict
     required: true
+  history:
+    description:
+      - The service's image history, as service_control records it in
+        C(<project_src>/.incident-remediation/<service>.images.json), a list of
+        entries with C(image), C(image_id), C(recorded_at) and C(deployed_at).
+      - Empty or omitted when nothing was recorded; C(revision) and C(last_rollout_time) are then null.
+    type: list
+    elements: dict
+    default: []
 """
 
 EXAMPLES = r"""
 - name: Normalise what docker_container_info returned
   ansible.builtin.set_fact:
     service_status: "{{ inspected.results | map(attribute='container') | incident.remediation.compose_service_status }}"
+
+- name: The same, with the recorded image history
+  ansible.builtin.set_fact:
+    service_status: "{{ containers | incident.remediation.compose_service_status(history=image_history) }}"
 """
 
 RETURN = r"""
@@ -36,13 +52,13 @@ _value:
   type: dict
   contains:
     state:
-      description: Worst state over the replicas.
+      description: Worst state over the containers.
       type: str
-    replicas:
-      description: Number of containers found.
+    replicas_desired:
+      description: Number of containers found (Compose has no other notion of desired replicas).
       type: int
-    ready:
-      description: Containers running and not unhealthy.
+    replicas_ready:
+      description: Containers running and not unhealthy, paused or restarting.
       type: int
     restart_count:
       description: Sum of the containers' restart counts.
@@ -51,18 +67,37 @@ _value:
       description: Whether any container was last stopped by the OOM killer.
       type: bool
     image:
-      description: Image of the first container, null when none.
+      description: Image of the first container as configured (a name, or an image id when pinned), null when none.
       type: str
-    memory_limit:
-      description: Memory limit in bytes of the first container, 0 for none.
+    resources:
+      description: Limits of the first container; each null when not set.
+      type: dict
+      contains:
+        memory_limit:
+          description: Memory limit in bytes (C(mem_limit)).
+          type: int
+        cpu_limit:
+          description: CPU limit in cores (C(cpus), or C(cpu_quota) / C(cpu_period)).
+          type: float
+        memory_request:
+          description: Memory reservation in bytes (C(mem_reservation)).
+          type: int
+        cpu_request:
+          description: Always null; Docker has no CPU reservation.
+          type: float
+    revision:
+      description: Number of entries in the recorded image history, null when none.
       type: int
-    containers:
-      description: Per-container name, id, state, health, exit code, restart count and start time.
+    last_rollout_time:
+      description: When the image the service runs now was deployed, from the last history entry; null when none.
+      type: str
+    instances:
+      description: Per container name, short id, state, health, restart count, start time, OOM kill and exit code.
       type: list
       elements: dict
 """
 
-# Worst first: the service takes the worst state of its replicas.
+# Worst first: the service takes the worst state of its containers.
 _SEVERITY = ("missing", "stopped", "paused", "crash-looping", "unhealthy", "running")
 
 
@@ -79,8 +114,25 @@ def container_state(container):
     return "stopped"
 
 
-def compose_service_status(containers):
+def container_resources(container):
+    """Limits of one inspected container, in bytes and cores; null when not set."""
+    host = (container or {}).get("HostConfig") or {}
+    cpu_limit = None
+    if host.get("NanoCpus"):
+        cpu_limit = host["NanoCpus"] / 1e9
+    elif host.get("CpuQuota") and host["CpuQuota"] > 0:
+        cpu_limit = host["CpuQuota"] / float(host.get("CpuPeriod") or 100000)
+    return dict(
+        memory_limit=host.get("Memory") or None,
+        cpu_limit=cpu_limit,
+        memory_request=host.get("MemoryReservation") or None,
+        cpu_request=None,
+    )
+
+
+def compose_service_status(containers, history=None):
     containers = [c for c in containers or [] if c]
+    history = [entry for entry in history or [] if entry]
     rows = []
     for container in containers:
         state = container.get("State") or {}
@@ -89,22 +141,25 @@ def compose_service_status(containers):
             id=(container.get("Id") or "")[:12],
             state=container_state(container),
             health=(state.get("Health") or {}).get("Status"),
-            exit_code=state.get("ExitCode"),
             restart_count=container.get("RestartCount") or 0,
             started_at=state.get("StartedAt"),
             oom_killed=bool(state.get("OOMKilled")),
+            exit_code=state.get("ExitCode"),
         ))
     states = [row["state"] for row in rows] or ["missing"]
     first = containers[0] if containers else {}
+    last = history[-1] if history else {}
     return dict(
         state=min(states, key=_SEVERITY.index),
-        replicas=len(rows),
-        ready=sum(1 for row in rows if row["state"] == "running"),
+        replicas_desired=len(rows),
+        replicas_ready=sum(1 for row in rows if row["state"] == "running"),
         restart_count=sum(row["restart_count"] for row in rows),
         oom_killed=any(row["oom_killed"] for row in rows),
         image=(first.get("Config") or {}).get("Image"),
-        memory_limit=(first.get("HostConfig") or {}).get("Memory") or 0,
-        containers=rows,
+        resources=container_resources(first),
+        revision=len(history) or None,
+        last_rollout_time=last.get("deployed_at") or last.get("recorded_at"),
+        instances=rows,
     )
 
 

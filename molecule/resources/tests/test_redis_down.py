@@ -152,8 +152,8 @@ def test_check_mode_reports_what_it_would_do_and_leaves_redis_broken(broken_redi
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     events = [json.loads(line) for line in (tmp_path / "check-mode" / "timeline.jsonl").read_text().splitlines()]
-    outcome = events[-1]
-    assert outcome["event"] == "dry_run_reported"
+    (outcome,) = [event for event in events if event["event"] == "dry_run_reported"]
+    assert not [event for event in events if event["event"] in ("tier", "resolved", "escalated")]
     assert outcome["dry_run"] is True
     assert outcome["actions"] == [
         {"tier": HEALING_TIER, "result": "would_run", "why": outcome["actions"][0]["why"], "would_change": True}

@@ -63,13 +63,15 @@ def test_no_container_is_missing(containers):
     status = compose_service_status(containers)
     assert status == {
         "state": "missing",
-        "replicas": 0,
-        "ready": 0,
+        "replicas_desired": 0,
+        "replicas_ready": 0,
         "restart_count": 0,
         "oom_killed": False,
         "image": None,
-        "memory_limit": 0,
-        "containers": [],
+        "resources": {"memory_limit": None, "cpu_limit": None, "memory_request": None, "cpu_request": None},
+        "revision": None,
+        "last_rollout_time": None,
+        "instances": [],
     }
 
 
@@ -89,9 +91,9 @@ def test_no_container_is_missing(containers):
 def test_single_container_state(flags, state, ready):
     status = compose_service_status([container(**flags)])
     assert status["state"] == state
-    assert status["replicas"] == 1
-    assert status["ready"] == ready
-    assert status["containers"][0]["state"] == state
+    assert status["replicas_desired"] == 1
+    assert status["replicas_ready"] == ready
+    assert status["instances"][0]["state"] == state
     assert container_state(container(**flags)) == state
 
 
@@ -106,7 +108,7 @@ def test_per_container_rows():
             container("shop-api-2", container_id="0123456789abcdef0123", **dict(STOPPED, restart_count=2)),
         ]
     )
-    assert status["containers"] == [
+    assert status["instances"] == [
         {
             "name": "shop-api-1",
             "id": "4f3c2b1a0e9d",
@@ -155,7 +157,7 @@ def test_worst_state_wins_over_replicas(worse, better):
         replicas = [container("shop-api-%d" % n, **flags) for n, flags in enumerate(order, 1)]
         status = compose_service_status(replicas)
         assert status["state"] == worse_state
-        assert status["replicas"] == 2
+        assert status["replicas_desired"] == 2
 
 
 def test_ready_counts_only_running_replicas():
@@ -168,8 +170,8 @@ def test_ready_counts_only_running_replicas():
     ]
     status = compose_service_status(replicas)
     assert status["state"] == "stopped"
-    assert status["replicas"] == 5
-    assert status["ready"] == 3
+    assert status["replicas_desired"] == 5
+    assert status["replicas_ready"] == 3
 
 
 def test_restart_counts_are_summed():
@@ -189,7 +191,7 @@ def test_oom_killed_is_surfaced_from_any_replica():
     ]
     status = compose_service_status(replicas)
     assert status["oom_killed"] is True
-    assert [row["oom_killed"] for row in status["containers"]] == [False, True]
+    assert [row["oom_killed"] for row in status["instances"]] == [False, True]
 
 
 def test_oom_killed_false_when_no_replica_was():
@@ -197,27 +199,91 @@ def test_oom_killed_false_when_no_replica_was():
     assert status["oom_killed"] is False
 
 
-def test_image_and_memory_limit_come_from_the_first_container():
+def test_image_and_resources_come_from_the_first_container():
     replicas = [
         container("shop-api-1", image="shop/api:2.0.0", memory=268_435_456),
         container("shop-api-2", image="shop/api:1.9.9", memory=1_073_741_824),
     ]
     status = compose_service_status(replicas)
     assert status["image"] == "shop/api:2.0.0"
-    assert status["memory_limit"] == 268_435_456
+    assert status["resources"]["memory_limit"] == 268_435_456
 
 
 def test_first_container_is_the_first_non_empty_one():
     status = compose_service_status([None, container("shop-api-2", image="shop/api:3.0.0")])
-    assert status["replicas"] == 1
+    assert status["replicas_desired"] == 1
     assert status["image"] == "shop/api:3.0.0"
 
 
 @pytest.mark.parametrize("host_config", [{"Memory": 0}, {}, None])
-def test_memory_limit_is_zero_without_a_limit(host_config):
+def test_resources_are_null_without_limits(host_config):
     first = container()
     first["HostConfig"] = host_config
-    assert compose_service_status([first])["memory_limit"] == 0
+    assert compose_service_status([first])["resources"] == {
+        "memory_limit": None,
+        "cpu_limit": None,
+        "memory_request": None,
+        "cpu_request": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("host_config", "cpu_limit"),
+    [
+        pytest.param({"NanoCpus": 500_000_000}, 0.5, id="cpus"),
+        pytest.param({"NanoCpus": 2_000_000_000, "CpuQuota": 0}, 2.0, id="cpus-whole"),
+        pytest.param({"CpuQuota": 150_000, "CpuPeriod": 100_000}, 1.5, id="cpu-quota"),
+        pytest.param({"CpuQuota": 50_000}, 0.5, id="cpu-quota-default-period"),
+        pytest.param({"CpuQuota": -1}, None, id="cpu-quota-unlimited"),
+    ],
+)
+def test_cpu_limit_in_cores(host_config, cpu_limit):
+    first = container()
+    first["HostConfig"] = host_config
+    assert compose_service_status([first])["resources"]["cpu_limit"] == cpu_limit
+
+
+def test_memory_reservation_is_the_memory_request():
+    first = container()
+    first["HostConfig"] = {"Memory": 536_870_912, "MemoryReservation": 134_217_728, "NanoCpus": 250_000_000}
+    assert compose_service_status([first])["resources"] == {
+        "memory_limit": 536_870_912,
+        "cpu_limit": 0.25,
+        "memory_request": 134_217_728,
+        "cpu_request": None,
+    }
+
+
+HISTORY = [
+    {"image": "shop/api:1.4.1", "image_id": "sha256:aaa", "recorded_at": "2024-04-01T09:00:00Z",
+     "deployed_at": "2024-04-01T08:59:00Z", "previous": None, "source": "observed"},
+    {"image": "shop/api:1.4.2", "image_id": "sha256:bbb", "recorded_at": "2024-05-01T10:05:00Z",
+     "deployed_at": "2024-05-01T10:00:00Z", "previous": 0, "source": "observed"},
+]
+
+
+@pytest.mark.parametrize("history", [None, [], [None]])
+def test_no_history_means_no_revision(history):
+    status = compose_service_status([container()], history=history)
+    assert status["revision"] is None
+    assert status["last_rollout_time"] is None
+
+
+def test_revision_and_rollout_time_come_from_the_history():
+    status = compose_service_status([container()], history=HISTORY)
+    assert status["revision"] == 2
+    assert status["last_rollout_time"] == "2024-05-01T10:00:00Z"
+
+
+def test_rollout_time_falls_back_to_when_the_entry_was_recorded():
+    entry = {"image": "shop/api:1.4.1", "image_id": "sha256:aaa", "recorded_at": "2024-04-01T09:00:00Z"}
+    status = compose_service_status([container()], history=[entry])
+    assert status["revision"] == 1
+    assert status["last_rollout_time"] == "2024-04-01T09:00:00Z"
+
+
+def test_history_is_positional_too():
+    assert compose_service_status([container()], HISTORY)["revision"] == 2
 
 
 def test_filter_plugin_exposes_compose_service_status():

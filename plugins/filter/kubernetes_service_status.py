@@ -1,0 +1,372 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) incident.remediation contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+name: kubernetes_service_status
+short_description: Normalise a Deployment, its ReplicaSets and pods into one service status
+version_added: 0.1.0
+description:
+  - Takes what M(kubernetes.core.k8s_info) returned for one Deployment, its
+    ReplicaSets and its pods, and returns the collection's platform-neutral
+    service status (see docs/service-control.md).
+  - C(state) is C(missing) without a Deployment, C(stopped) when it wants 0
+    replicas, otherwise the worst over its pods - C(crash-looping) (a container
+    waiting in C(CrashLoopBackOff), restarted and not ready, or restarted more often
+    than in O(previous)), C(unhealthy) (a pod not ready, for instance waiting in
+    C(ImagePullBackOff)) or C(running) - and at least C(unhealthy) while fewer
+    replicas are ready than wanted or the rollout exceeded its progress deadline.
+  - Pods being deleted are left out. ReplicaSets and pods not owned by the
+    Deployment (same labels, other owner) are left out.
+  - Memory quantities become bytes (rounded up, as Kubernetes does) and CPU
+    quantities cores (a float); a quantity that does not parse becomes null.
+options:
+  _input:
+    description:
+      - The Deployment, or the C(resources) list of M(kubernetes.core.k8s_info)
+        (the first item is used; an empty list means no Deployment).
+    type: raw
+    required: true
+  replicasets:
+    description: The ReplicaSets selected by the Deployment's C(spec.selector.matchLabels).
+    type: list
+    elements: dict
+    default: []
+  pods:
+    description: The pods selected by the Deployment's C(spec.selector.matchLabels).
+    type: list
+    elements: dict
+    default: []
+  previous:
+    description:
+      - An earlier status of the same Deployment returned by this filter. A pod
+        whose restart count rose since then counts as C(crash-looping).
+    type: dict
+"""
+
+EXAMPLES = r"""
+- name: Normalise what k8s_info returned
+  ansible.builtin.set_fact:
+    service_status: >-
+      {{ deployment.resources
+         | incident.remediation.kubernetes_service_status(replicasets=replicasets.resources, pods=pods.resources) }}
+"""
+
+RETURN = r"""
+_value:
+  description: The normalised status.
+  type: dict
+  contains:
+    state:
+      description: One of C(missing), C(stopped), C(crash-looping), C(unhealthy), C(running).
+      type: str
+    replicas_desired:
+      description: C(spec.replicas), null without a Deployment.
+      type: int
+    replicas_ready:
+      description: C(status.readyReplicas), null without a Deployment.
+      type: int
+    replicas_updated:
+      description: C(status.updatedReplicas), null without a Deployment.
+      type: int
+    replicas_available:
+      description: C(status.availableReplicas), null without a Deployment.
+      type: int
+    rollout_observed:
+      description: Whether the controller has seen the latest spec (C(observedGeneration >= generation)).
+      type: bool
+    progress_deadline_exceeded:
+      description: Whether the Progressing condition says C(ProgressDeadlineExceeded).
+      type: bool
+    restart_count:
+      description: Sum of the restart counts of all containers of all pods.
+      type: int
+    oom_killed:
+      description: Whether any container was last stopped by the OOM killer.
+      type: bool
+    image:
+      description: Image of the first container of the pod template, null without a Deployment.
+      type: str
+    resources:
+      description: >-
+        C(memory_limit), C(memory_request) (bytes) and C(cpu_limit), C(cpu_request) (cores)
+        of the first container, null when unset.
+      type: dict
+    revision:
+      description: The Deployment's C(deployment.kubernetes.io/revision), an integer or null.
+      type: int
+    last_rollout_time:
+      description: Creation time of the newest ReplicaSet, null without one.
+      type: str
+    replicasets:
+      description: Per ReplicaSet name, revision, image, replicas, ready and created, newest revision first.
+      type: list
+      elements: dict
+    instances:
+      description: >-
+        Per pod name, state, health (C(healthy) when Ready), ready, phase, restart_count, started_at,
+        oom_killed, exit_code, reason and message (of a waiting or terminated container), image and revision.
+      type: list
+      elements: dict
+"""
+
+import re
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
+
+# Worst first: the service takes the worst state of its pods.
+_SEVERITY = ("missing", "stopped", "paused", "crash-looping", "unhealthy", "running")
+
+_QUANTITY = re.compile(
+    r"^(?P<number>[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))"
+    r"(?:(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)|[eE](?P<exponent>[+-]?[0-9]+))?$"
+)
+_MULTIPLIERS = {
+    None: Decimal(1),
+    "Ki": Decimal(2) ** 10,
+    "Mi": Decimal(2) ** 20,
+    "Gi": Decimal(2) ** 30,
+    "Ti": Decimal(2) ** 40,
+    "Pi": Decimal(2) ** 50,
+    "Ei": Decimal(2) ** 60,
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "k": Decimal("1e3"),
+    "M": Decimal("1e6"),
+    "G": Decimal("1e9"),
+    "T": Decimal("1e12"),
+    "P": Decimal("1e15"),
+    "E": Decimal("1e18"),
+}
+
+
+def parse_quantity(quantity):
+    """A Kubernetes quantity (``512Mi``, ``500m``, ``1.5``, ``1e3``, a number) as a Decimal.
+
+    None if absent or invalid.
+    """
+    if quantity is None or isinstance(quantity, bool):
+        return None
+    if isinstance(quantity, (int, float)):
+        return Decimal(str(quantity))
+    match = _QUANTITY.match(str(quantity).strip())
+    if not match:
+        return None
+    try:
+        number = Decimal(match.group("number"))
+    except InvalidOperation:
+        return None
+    if match.group("exponent") is not None:
+        return number.scaleb(int(match.group("exponent")))
+    return number * _MULTIPLIERS[match.group("suffix")]
+
+
+def memory_bytes(quantity):
+    """A memory quantity in bytes, rounded up; None if absent or invalid."""
+    value = parse_quantity(quantity)
+    return None if value is None else int(value.to_integral_value(rounding=ROUND_CEILING))
+
+
+def cpu_cores(quantity):
+    """A CPU quantity in cores (``500m`` is 0.5); None if absent or invalid."""
+    value = parse_quantity(quantity)
+    return None if value is None else float(value)
+
+
+def _get(obj, *path):
+    """obj[path[0]][path[1]]... with None for anything missing or null on the way."""
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _owned_by(obj, uids):
+    """Whether obj names one of uids as its owner; objects without owner references are kept."""
+    refs = _get(obj, "metadata", "ownerReferences") or []
+    if not uids or not refs:
+        return True
+    return any(ref.get("uid") in uids for ref in refs)
+
+
+def _terminated(container_status):
+    """The terminated state a container is in, else the last one it was in, else {}."""
+    return _get(container_status, "state", "terminated") or _get(container_status, "lastState", "terminated") or {}
+
+
+def _condition(obj, kind):
+    for condition in _get(obj, "status", "conditions") or []:
+        if condition.get("type") == kind:
+            return condition
+    return {}
+
+
+def pod_state(pod, previous_restarts=None):
+    """Normalised state of one pod: stopped, crash-looping, unhealthy or running."""
+    phase = _get(pod, "status", "phase")
+    if phase in ("Succeeded", "Failed"):
+        return "stopped"
+    statuses = _get(pod, "status", "containerStatuses") or []
+    for status in statuses:
+        if _get(status, "state", "waiting", "reason") == "CrashLoopBackOff":
+            return "crash-looping"
+        # Between two back-offs: running (or starting) again after a crash, not ready yet.
+        if (
+            (status.get("restartCount") or 0) > 0
+            and _get(status, "lastState", "terminated")
+            and not status.get("ready")
+        ):
+            return "crash-looping"
+    restarts = sum(status.get("restartCount") or 0 for status in statuses)
+    if previous_restarts is not None and restarts > previous_restarts:
+        return "crash-looping"
+    if _condition(pod, "Ready").get("status") == "True":
+        return "running"
+    return "unhealthy"
+
+
+def _pod_row(pod, revisions, previous_restarts):
+    statuses = _get(pod, "status", "containerStatuses") or []
+    waiting = next((_get(s, "state", "waiting") for s in statuses if _get(s, "state", "waiting")), None) or {}
+    terminated = next((_terminated(s) for s in statuses if _terminated(s)), {})
+    ready = _condition(pod, "Ready").get("status") == "True"
+    containers = _get(pod, "spec", "containers") or [{}]
+    return dict(
+        name=_get(pod, "metadata", "name"),
+        state=pod_state(pod, previous_restarts),
+        health="healthy" if ready else "unhealthy",
+        ready=ready,
+        phase=_get(pod, "status", "phase"),
+        restart_count=sum(s.get("restartCount") or 0 for s in statuses),
+        started_at=_get(pod, "status", "startTime"),
+        oom_killed=any(_terminated(s).get("reason") == "OOMKilled" for s in statuses),
+        exit_code=terminated.get("exitCode"),
+        reason=waiting.get("reason") or terminated.get("reason"),
+        message=waiting.get("message") or terminated.get("message"),
+        image=containers[0].get("image"),
+        revision=revisions.get(_get(pod, "metadata", "labels", "pod-template-hash")),
+    )
+
+
+def _revision(obj):
+    try:
+        return int(_get(obj, "metadata", "annotations", "deployment.kubernetes.io/revision"))
+    except (TypeError, ValueError):
+        return None
+
+
+def _resources(container):
+    return dict(
+        memory_limit=memory_bytes(_get(container, "resources", "limits", "memory")),
+        cpu_limit=cpu_cores(_get(container, "resources", "limits", "cpu")),
+        memory_request=memory_bytes(_get(container, "resources", "requests", "memory")),
+        cpu_request=cpu_cores(_get(container, "resources", "requests", "cpu")),
+    )
+
+
+def _missing():
+    return dict(
+        state="missing",
+        replicas_desired=None,
+        replicas_ready=None,
+        replicas_updated=None,
+        replicas_available=None,
+        rollout_observed=None,
+        progress_deadline_exceeded=None,
+        restart_count=0,
+        oom_killed=False,
+        image=None,
+        resources=dict(memory_limit=None, cpu_limit=None, memory_request=None, cpu_request=None),
+        revision=None,
+        last_rollout_time=None,
+        replicasets=[],
+        instances=[],
+    )
+
+
+def kubernetes_service_status(deployment, replicasets=None, pods=None, previous=None):
+    if isinstance(deployment, (list, tuple)):
+        deployment = next((item for item in deployment if item), None)
+    if not deployment:
+        return _missing()
+
+    uid = _get(deployment, "metadata", "uid")
+    owned_sets = [rs for rs in replicasets or [] if rs and _owned_by(rs, {uid} if uid else set())]
+    set_uids = {_get(rs, "metadata", "uid") for rs in owned_sets} - {None}
+    revisions = {
+        _get(rs, "metadata", "labels", "pod-template-hash"): _revision(rs)
+        for rs in owned_sets
+        if _get(rs, "metadata", "labels", "pod-template-hash")
+    }
+    previous_restarts = {
+        row.get("name"): row.get("restart_count") or 0 for row in (previous or {}).get("instances") or [] if row
+    }
+    rows = [
+        _pod_row(pod, revisions, previous_restarts.get(_get(pod, "metadata", "name")))
+        for pod in pods or []
+        if pod and not _get(pod, "metadata", "deletionTimestamp") and _owned_by(pod, set_uids)
+    ]
+
+    spec_replicas = _get(deployment, "spec", "replicas")
+    desired = 1 if spec_replicas is None else spec_replicas  # the API server's default
+    status = deployment.get("status") or {}
+    ready = status.get("readyReplicas") or 0
+    progressing = _condition(deployment, "Progressing")
+    deadline_exceeded = progressing.get("status") == "False" and progressing.get("reason") == "ProgressDeadlineExceeded"
+
+    if desired == 0:
+        state = "stopped"
+    else:
+        # A failed pod of a Deployment that wants replicas is a health problem, not a stop.
+        states = ["unhealthy" if row["state"] == "stopped" else row["state"] for row in rows]
+        if ready < desired or deadline_exceeded:
+            states.append("unhealthy")
+        state = min(states or ["running"], key=_SEVERITY.index)
+
+    containers = _get(deployment, "spec", "template", "spec", "containers") or [{}]
+    sets = sorted(
+        (
+            dict(
+                name=_get(rs, "metadata", "name"),
+                revision=_revision(rs),
+                image=((_get(rs, "spec", "template", "spec", "containers") or [{}])[0]).get("image"),
+                replicas=_get(rs, "spec", "replicas") or 0,
+                ready=_get(rs, "status", "readyReplicas") or 0,
+                created=_get(rs, "metadata", "creationTimestamp"),
+            )
+            for rs in owned_sets
+        ),
+        key=lambda row: row["revision"] or 0,
+        reverse=True,
+    )
+    created = [row["created"] for row in sets if row["created"]]
+    generation = _get(deployment, "metadata", "generation")
+    observed = status.get("observedGeneration")
+    return dict(
+        state=state,
+        replicas_desired=desired,
+        replicas_ready=ready,
+        replicas_updated=status.get("updatedReplicas") or 0,
+        replicas_available=status.get("availableReplicas") or 0,
+        rollout_observed=observed is not None and (generation is None or observed >= generation),
+        progress_deadline_exceeded=deadline_exceeded,
+        restart_count=sum(row["restart_count"] for row in rows),
+        oom_killed=any(row["oom_killed"] for row in rows),
+        image=containers[0].get("image"),
+        resources=_resources(containers[0]),
+        revision=_revision(deployment),
+        # RFC 3339 UTC timestamps of one format sort as strings.
+        last_rollout_time=max(created) if created else None,
+        replicasets=sets,
+        instances=rows,
+    )
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"kubernetes_service_status": kubernetes_service_status}
