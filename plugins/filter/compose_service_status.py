@@ -97,8 +97,7 @@ _value:
       elements: dict
 """
 
-# Worst first: the service takes the worst state of its containers.
-_SEVERITY = ("missing", "stopped", "paused", "crash-looping", "unhealthy", "running")
+from ansible_collections.incident.remediation.plugins.module_utils._service_status import worst_state
 
 
 def container_state(container):
@@ -150,7 +149,7 @@ def compose_service_status(containers, history=None):
     first = containers[0] if containers else {}
     last = history[-1] if history else {}
     return dict(
-        state=min(states, key=_SEVERITY.index),
+        state=worst_state(states),
         replicas_desired=len(rows),
         replicas_ready=sum(1 for row in rows if row["state"] == "running"),
         restart_count=sum(row["restart_count"] for row in rows),

@@ -117,8 +117,8 @@ _value:
 import re
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
-# Worst first: the service takes the worst state of its pods.
-_SEVERITY = ("missing", "stopped", "paused", "crash-looping", "unhealthy", "running")
+from ansible_collections.incident.remediation.plugins.module_utils._service_status import empty_status, worst_state
+
 
 _QUANTITY = re.compile(
     r"^(?P<number>[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))"
@@ -270,22 +270,12 @@ def _resources(container):
 
 
 def _missing():
-    return dict(
-        state="missing",
-        replicas_desired=None,
-        replicas_ready=None,
+    return empty_status(
         replicas_updated=None,
         replicas_available=None,
         rollout_observed=None,
         progress_deadline_exceeded=None,
-        restart_count=0,
-        oom_killed=False,
-        image=None,
-        resources=dict(memory_limit=None, cpu_limit=None, memory_request=None, cpu_request=None),
-        revision=None,
-        last_rollout_time=None,
         replicasets=[],
-        instances=[],
     )
 
 
@@ -326,7 +316,7 @@ def kubernetes_service_status(deployment, replicasets=None, pods=None, previous=
         states = ["unhealthy" if row["state"] == "stopped" else row["state"] for row in rows]
         if ready < desired or deadline_exceeded:
             states.append("unhealthy")
-        state = min(states or ["running"], key=_SEVERITY.index)
+        state = worst_state(states, default="running")
 
     containers = _get(deployment, "spec", "template", "spec", "containers") or [{}]
     sets = sorted(

@@ -99,6 +99,8 @@ _value:
 import re
 from decimal import Decimal
 
+from ansible_collections.incident.remediation.plugins.module_utils._service_status import empty_status
+
 _UNLIMITED = ("", "infinity", "[not set]")
 
 # systemd's time span units (systemd.time(7)), in microseconds.
@@ -218,18 +220,7 @@ def unit_state(status, previous_restarts=None):
 
 
 def _missing():
-    return dict(
-        state="missing",
-        replicas_desired=None,
-        replicas_ready=None,
-        restart_count=0,
-        oom_killed=False,
-        image=None,
-        resources=dict(memory_limit=None, cpu_limit=None, memory_request=None, cpu_request=None),
-        revision=None,
-        last_rollout_time=None,
-        instances=[],
-    )
+    return empty_status()
 
 
 def systemd_service_status(status, previous=None):
