@@ -153,7 +153,8 @@ def test_check_mode_reports_what_it_would_do_and_leaves_redis_broken(broken_redi
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     events = [json.loads(line) for line in (tmp_path / "check-mode" / "timeline.jsonl").read_text().splitlines()]
     (outcome,) = [event for event in events if event["event"] == "dry_run_reported"]
-    assert not [event for event in events if event["event"] in ("tier", "resolved", "escalated")]
+    assert [event["result"] for event in events if event["event"] == "tier"] == ["would_run"]
+    assert not [event for event in events if event["event"] in ("resolved", "escalated")]
     assert outcome["dry_run"] is True
     assert outcome["actions"] == [
         {"tier": HEALING_TIER, "result": "would_run", "why": outcome["actions"][0]["why"], "would_change": True}
