@@ -51,7 +51,16 @@ stage_build() { python -m pytest tests/build; }
 
 stage_integration() { python -m pytest -m integration tests/integration; }
 
-stage_molecule() { NO_COLOR=1 molecule test --all; }
+stage_molecule() {
+  # One scenario at a time, so a failure does not hide the others' results.
+  local file scenario failed=()
+  for file in molecule/*/molecule.yml; do
+    scenario="$(basename "$(dirname "$file")")"
+    log "--- molecule scenario $scenario"
+    NO_COLOR=1 molecule test -s "$scenario" || failed+=("$scenario")
+  done
+  [ ${#failed[@]} = 0 ] || { log "failed scenarios: ${failed[*]}"; return 1; }
+}
 
 main() {
   local stages=("$@")
