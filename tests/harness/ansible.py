@@ -34,6 +34,18 @@ def run_playbook(
     return subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def unsafe(value):
+    """Mark every string in value as data Ansible must not template, as the adapter does
+    with alert data ({"__ansible_unsafe": ...}, which ansible-core decodes as unsafe)."""
+    if isinstance(value, dict):
+        return {key: unsafe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unsafe(item) for item in value]
+    if isinstance(value, str):
+        return {"__ansible_unsafe": value}
+    return value
+
+
 def wait_for(read: Callable[[], T], done: Callable[[T], bool], timeout: float = 60, interval: float = 0.2) -> T:
     """Poll ``read()`` until ``done`` accepts its result and return it; raise TimeoutError with the last value."""
     deadline = time.monotonic() + timeout

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from tests.harness import ansible
-from tests.harness.ansible import REPO_ROOT
+from tests.harness.ansible import REPO_ROOT, unsafe
 
 pytestmark = pytest.mark.integration
 
@@ -20,11 +20,6 @@ REPORT = "incident.remediation.incident_report"
 INCIDENT = "redis-down-report"
 # Alert text is data: shown as written, never templated, never Markdown or HTML.
 HOSTILE_DESCRIPTION = "cache down | see <a href=x>runbook</a> [click](javascript:x) {{ 7*7 }}"
-
-
-def unsafe(value):
-    """Mark strings as data Ansible must not template, as the adapter does."""
-    return {"__ansible_unsafe": value}
 
 
 def free_port():

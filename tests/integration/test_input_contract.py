@@ -6,21 +6,11 @@ import json
 import pytest
 
 from tests.harness import ansible
+from tests.harness.ansible import unsafe
 
 pytestmark = pytest.mark.integration
 
 PLAYBOOK = "incident.remediation.redis_down"
-
-
-def unsafe(value):
-    """Mark every string as data Ansible must not template, as the adapter does."""
-    if isinstance(value, dict):
-        return {key: unsafe(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [unsafe(item) for item in value]
-    if isinstance(value, str):
-        return {"__ansible_unsafe": value}
-    return value
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from tests.harness import ansible
+from tests.harness.ansible import unsafe
 from tests.harness.http_receiver import HttpReceiver
 
 pytestmark = pytest.mark.integration
@@ -23,17 +24,6 @@ ACTIONS = [
     {"tier": "start", "result": "not_verified", "why": "the container is not running", "error": "PING timed out"},
     {"tier": "restart", "result": "verified", "why": "Redis does not answer PING", "ping_ms": 1.2},
 ]
-
-
-def unsafe(value):
-    """Mark every string as data Ansible must not template, as the adapter does."""
-    if isinstance(value, dict):
-        return {key: unsafe(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [unsafe(item) for item in value]
-    if isinstance(value, str):
-        return {"__ansible_unsafe": value}
-    return value
 
 
 def make_incident(tmp_path, severity="critical", *, playbook="redis_down", alertname="RedisDown", annotations=None):
