@@ -113,8 +113,16 @@ def main():
             print(
                 "pool_health: %d runs against PostgreSQL %s (max_connections=%d) with %d client sessions "
                 "(%d idle, %d idle in transaction, %d active; opened in %.1f s)"
-                % (args.runs, metrics["server_version"], metrics["max_connections"], metrics["in_use"],
-                   metrics["idle"], metrics["idle_in_transaction"], metrics["active"], opening_s)
+                % (
+                    args.runs,
+                    metrics["server_version"],
+                    metrics["max_connections"],
+                    metrics["in_use"],
+                    metrics["idle"],
+                    metrics["idle_in_transaction"],
+                    metrics["active"],
+                    opening_s,
+                )
             )
             print("verdict: %s, saturation %s" % (result["status"], metrics["saturation"]))
             print()
@@ -135,8 +143,10 @@ def main():
 
     p95 = percentile(statement, 0.95)
     print()
-    print("p95 of the statement %.2f ms: %s the %.0f ms target" % (p95, "within" if p95 < TARGET_MS else "ABOVE",
-                                                                    TARGET_MS))
+    print(
+        "p95 of the statement %.2f ms: %s the %.0f ms target"
+        % (p95, "within" if p95 < TARGET_MS else "ABOVE", TARGET_MS)
+    )
 
 
 if __name__ == "__main__":

@@ -46,19 +46,25 @@ def one_run(endpoints, timeout):
 
 def scenario(title, modes, runs, timeout):
     """Run check() `runs` times against one server per mode; print a row per run and a summary."""
-    servers = [JsonRpcServer(height=19_000_000, mode=mode, lag=3 if index == 1 else 0, hang_s=timeout * 10)
-               for index, mode in enumerate(modes)]
+    servers = [
+        JsonRpcServer(height=19_000_000, mode=mode, lag=3 if index == 1 else 0, hang_s=timeout * 10)
+        for index, mode in enumerate(modes)
+    ]
     for server in servers:
         server.start()
     try:
         names = ["primary"] + ["backup%d" % index for index in range(1, len(modes))]
         endpoints = endpoint_list(
             {"url": servers[0].url(), "name": names[0], "timeout": None},
-            [{"url": server.url(), "name": name, "timeout": None}
-             for server, name in zip(servers[1:], names[1:], strict=True)],
+            [
+                {"url": server.url(), "name": name, "timeout": None}
+                for server, name in zip(servers[1:], names[1:], strict=True)
+            ],
         )
-        described = ", ".join("%s %s" % (name, "hanging" if mode == "hang" else "answering")
-                              for name, mode in zip(names, modes, strict=True))
+        described = ", ".join(
+            "%s %s" % (name, "hanging" if mode == "hang" else "answering")
+            for name, mode in zip(names, modes, strict=True)
+        )
         print("%s: %s; timeout T = %s s, %d runs" % (title, described, timeout, runs))
         header = ["run"] + ["%s ms" % name for name in names] + ["sum ms", "total ms", "total / T"]
         print(" | ".join("%12s" % column for column in header))
@@ -73,10 +79,18 @@ def scenario(title, modes, runs, timeout):
             row = [str(run)] + ["%.1f" % latency for latency in latencies]
             row += ["%.1f" % sums[-1], "%.1f" % total_ms, "%.3f" % (total_ms / (timeout * 1000.0))]
             print(" | ".join("%12s" % column for column in row))
-        print("total ms: min %.1f, median %.1f, max %.1f (T = %.0f ms, median overhead %.1f ms); "
-              "sum of latencies (sequential cost) median %.1f ms"
-              % (min(totals), statistics.median(totals), max(totals), timeout * 1000.0,
-                 statistics.median(totals) - timeout * 1000.0, statistics.median(sums)))
+        print(
+            "total ms: min %.1f, median %.1f, max %.1f (T = %.0f ms, median overhead %.1f ms); "
+            "sum of latencies (sequential cost) median %.1f ms"
+            % (
+                min(totals),
+                statistics.median(totals),
+                max(totals),
+                timeout * 1000.0,
+                statistics.median(totals) - timeout * 1000.0,
+                statistics.median(sums),
+            )
+        )
         print()
     finally:
         for server in servers:

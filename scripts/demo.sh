@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Demo of the first slice: bring up a throwaway compose project (Redis and an
-# app that depends on it), break Redis, run incident.remediation.redis_down the
-# way an ops host would, show what it found and did, and clean up.
+# The live lab: a throwaway compose project (Redis and an app that depends on
+# it), a real Alertmanager and the remediate adapter. Redis is broken, the alert
+# goes to Alertmanager as Prometheus would send it, Alertmanager notifies the
+# adapter, the adapter runs incident.remediation.redis_down, and the demo shows
+# the decision, the run's timeline, the incident record and the healed app.
 #
 #   scripts/demo.sh [stopped|hung]    (default: stopped)
 set -euo pipefail
@@ -17,15 +19,19 @@ activate_venv
 
 work="$(mktemp -d)"
 project="ir-demo-$$"
+alertmanager="ir-demo-alertmanager-$$"
+adapter_pid=""
 cleanup() {
+  [ -n "$adapter_pid" ] && kill "$adapter_pid" 2>/dev/null && wait "$adapter_pid" 2>/dev/null
+  docker rm -f "$alertmanager" >/dev/null 2>&1 || true
   docker compose --project-name "$project" --project-directory "$work" down --volumes --timeout 1 >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-read -r redis_port app_port < <(python - <<'PY'
+read -r redis_port app_port adapter_port alertmanager_port < <(python - <<'PY'
 import socket
-socks = [socket.socket() for _ in range(2)]
+socks = [socket.socket() for _ in range(4)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -47,6 +53,72 @@ log "starting compose project $project (redis on 127.0.0.1:$redis_port, app on 1
 docker compose --project-name "$project" --project-directory "$work" up -d --wait >/dev/null 2>&1
 log "app health before: $(app_health)"
 
+# The adapter: a token, a route for this project, a store in the work folder.
+python -c 'import secrets; print(secrets.token_hex(32))' >"$work/token"
+chmod 0644 "$work/token" # read by Alertmanager's user inside its container
+cat >"$work/routes.yml" <<YAML
+version: 1
+routes:
+  - alertname: RedisDown
+    playbook: incident.remediation.redis_down
+    severity: warning
+    mode: auto
+    target:
+      platform: {value: compose}
+      host: {value: localhost}
+      service: {label: service, pattern: '[a-z0-9][a-z0-9_.-]{0,62}', default: redis}
+      project_src: {value: "$work"}
+      project_name: {value: "$project"}
+      endpoint: {host: {value: 127.0.0.1}, port: {value: $redis_port}}
+YAML
+cat >"$work/settings.yml" <<YAML
+listen_port: $adapter_port
+store: sqlite:///$work/remediate.db
+state_dir: $work/state
+incident_records_dir: $work/incidents
+routes_file: $work/routes.yml
+auth: {bearer_token_file: $work/token}
+workers: 1
+YAML
+log "starting the adapter: remediate serve on 127.0.0.1:$adapter_port"
+remediate --config "$work/settings.yml" serve 2>"$work/adapter.log" &
+adapter_pid=$!
+
+# Alertmanager (Debian's package) on the host network, notifying the adapter.
+cat >"$work/alertmanager.yml" <<YAML
+route:
+  receiver: remediate
+  group_by: [alertname, service]
+  group_wait: 1s
+  group_interval: 5s
+  repeat_interval: 1h
+receivers:
+  - name: remediate
+    webhook_configs:
+      - url: http://127.0.0.1:$adapter_port/api/v1/alertmanager
+        send_resolved: true
+        http_config:
+          authorization: {type: Bearer, credentials_file: /etc/prometheus/remediate.token}
+YAML
+log "starting Alertmanager on 127.0.0.1:$alertmanager_port"
+docker run -d --name "$alertmanager" --network host -e "ALERTMANAGER_PORT=$alertmanager_port" \
+  -v "$work/alertmanager.yml:/etc/prometheus/alertmanager.yml:ro" -v "$work/token:/etc/prometheus/remediate.token:ro" \
+  incident-remediation/alertmanager --config.file=/etc/prometheus/alertmanager.yml \
+  --storage.path=/tmp/alertmanager --cluster.listen-address= "--web.listen-address=127.0.0.1:$alertmanager_port" >/dev/null
+
+python - "$adapter_port" "$alertmanager_port" <<'PY'
+import sys, time, urllib.request
+for port, path in ((sys.argv[1], "/healthz"), (sys.argv[2], "/-/ready")):
+    for _ in range(60):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        sys.exit(f"127.0.0.1:{port}{path} did not answer")
+PY
+
 redis_id="$(docker compose --project-name "$project" --project-directory "$work" ps -q redis)"
 if [ "$fault" = stopped ]; then
   log "breaking Redis: docker stop"
@@ -57,34 +129,38 @@ else
 fi
 log "app health while Redis is broken: $(app_health)"
 
-cat >"$work/alert.json" <<JSON
-{
-  "alert": {
-    "status": "firing",
-    "labels": {"alertname": "RedisDown", "severity": "warning", "service": "redis"},
-    "annotations": {"summary": "Redis unreachable for more than 2 minutes"},
-    "startsAt": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
-    "endsAt": "0001-01-01T00:00:00Z",
-    "fingerprint": "$(printf '%s' "$project" | sha256sum | cut -c1-16)",
-    "generatorURL": "http://127.0.0.1:9090/graph"
-  },
-  "target": {
-    "platform": "compose", "host": "localhost", "service": "redis",
-    "project_src": "$work", "project_name": "$project",
-    "endpoint": {"host": "127.0.0.1", "port": $redis_port}
-  },
-  "incident_records_dir": "$work/incidents"
-}
-JSON
-
-log "running: ansible-playbook -i inventories/compose_host incident.remediation.redis_down -e @alert.json"
+log "Prometheus' part: POST the RedisDown alert to Alertmanager"
 started=$SECONDS
-(cd "$REPO_ROOT" && ansible-playbook -i inventories/compose_host incident.remediation.redis_down -e "@$work/alert.json") |
-  sed -n '/TASK \[Report what was found and done\]/,/^$/p'
-log "playbook finished in $((SECONDS - started)) s"
+python - "$alertmanager_port" <<'PY'
+import json, sys, urllib.request
+alert = [{"labels": {"alertname": "RedisDown", "severity": "warning", "service": "redis"},
+          "annotations": {"summary": "Redis unreachable for more than 2 minutes"},
+          "generatorURL": "http://127.0.0.1:9090/graph"}]
+request = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}/api/v2/alerts", data=json.dumps(alert).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+urllib.request.urlopen(request, timeout=5).read()
+PY
 
-incident="$(ls "$work/incidents")"
-log "incident record $incident:"
+log "waiting for Alertmanager -> adapter -> redis_down"
+python - "$work/settings.yml" <<'PY'
+import json, subprocess, sys, time
+deadline = time.monotonic() + 240
+while time.monotonic() < deadline:
+    runs = [json.loads(line) for line in subprocess.run(
+        ["remediate", "--config", sys.argv[1], "runs"], capture_output=True, text=True, check=True).stdout.splitlines()]
+    fixes = [run for run in runs if run["kind"] == "remediate"]
+    if fixes and fixes[0]["state"] not in ("queued", "running"):
+        break
+    time.sleep(1)
+else:
+    sys.exit("no finished run within 240 s")
+PY
+log "alert to healed in $((SECONDS - started)) s; the adapter's record of the incident:"
+incident="$(remediate --config "$work/settings.yml" runs | python -c 'import json,sys; print(json.loads(sys.stdin.readline())["incident_id"])')"
+remediate --config "$work/settings.yml" incidents "$incident" | grep -v " task: \| play_started: " | sed 's/^/  /'
+remediate --config "$work/settings.yml" incidents "$incident" | grep -c " task: " | sed 's/^/  tasks run: /'
+
+log "the playbook's incident record:"
 python - "$work/incidents/$incident" <<'PY'
 import json, pathlib, sys
 folder = pathlib.Path(sys.argv[1])

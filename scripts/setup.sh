@@ -18,7 +18,7 @@ setup_venv() {
   link_collection
   local stamp="$VENV/.requirements.sha256"
   local want
-  want="$(sha256sum "$REPO_ROOT/requirements/dev.txt" | cut -d' ' -f1)"
+  want="$(cat "$REPO_ROOT/requirements/dev.txt" "$REPO_ROOT/adapter/pyproject.toml" | sha256sum | cut -d' ' -f1)"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     log "venv up to date: $VENV"
     return
@@ -28,6 +28,8 @@ setup_venv() {
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
   "$VENV/bin/pip" install -q -r "$REPO_ROOT/requirements/dev.txt"
+  # The remediate adapter, editable: its dependencies are pinned in dev.txt.
+  "$VENV/bin/pip" install -q --no-deps -e "$REPO_ROOT/adapter"
   echo "$want" >"$stamp"
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the test suite.
 #
-#   scripts/test.sh          everything: unit, lint, sanity, build, integration, Molecule
+#   scripts/test.sh          everything: unit, lint, sanity, build, integration, adapter, Molecule
 #   scripts/test.sh quick    the day-to-day subset: unit, lint, build
 #   scripts/test.sh STAGE... only the named stages
 #
@@ -11,14 +11,16 @@ set -uo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-ALL_STAGES=(unit lint sanity build integration molecule)
+ALL_STAGES=(unit lint sanity build integration adapter molecule)
 QUICK_STAGES=(unit lint build)
 
 stage_unit() { python -m pytest tests/unit; }
 
 stage_lint() {
   ruff check . &&
-    ansible-lint --offline --profile production
+    ruff format --check adapter tests/adapter tests/harness/adapter.py &&
+    ansible-lint --offline --profile production &&
+    remediate routes --check
 }
 
 stage_sanity() {
@@ -51,6 +53,10 @@ stage_build() { python -m pytest tests/build; }
 
 stage_integration() { python -m pytest -m integration tests/integration; }
 
+# The remediate adapter: a real server process, real ansible-runner runs, real
+# Alertmanager and PostgreSQL.
+stage_adapter() { python -m pytest tests/adapter; }
+
 stage_molecule() {
   # One scenario at a time, so a failure does not hide the others' results.
   local file scenario failed=()
@@ -73,7 +79,7 @@ main() {
   for stage in "${stages[@]}"; do
     case "$stage" in
       unit | lint | build | sanity) ;;
-      integration | molecule) needs_setup=(all) ;;
+      integration | adapter | molecule) needs_setup=(all) ;;
       *) die "unknown stage: $stage (stages: ${ALL_STAGES[*]})" ;;
     esac
   done

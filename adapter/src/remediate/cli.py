@@ -1,0 +1,307 @@
+"""The `remediate` command (docs/adapter.md)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import ipaddress
+import json
+import logging
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+from pythonjsonlogger.json import JsonFormatter
+
+from remediate.alerts import Alert, WebhookPayload
+from remediate.config import Settings, load_settings
+from remediate.executor import make_executor
+from remediate.metrics import Metrics
+from remediate.routes import RouteError, check_routes, load_routes
+from remediate.safety import Engine, EscalationPolicy
+from remediate.store import open_store
+from remediate.worker import Workers
+
+log = logging.getLogger("remediate")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="remediate", description=__doc__)
+    parser.add_argument("--config", type=Path, default=os.environ.get("REMEDIATE_CONFIG"), help="settings file (YAML)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the webhook service and the workers")
+    serve.add_argument("--host", help="listen address (default: the settings' listen_host)")
+    serve.add_argument("--port", type=int, help="listen port (default: the settings' listen_port)")
+    serve.add_argument(
+        "--insecure-no-auth", action="store_true", help="accept unauthenticated requests (loopback only)"
+    )
+
+    fire = commands.add_parser("fire", help="route and run one payload now, with progress")
+    fire.add_argument("file", type=Path, help="an Alertmanager webhook payload or one alert (JSON)")
+
+    routes = commands.add_parser("routes", help="show or check the routes file")
+    routes.add_argument("--check", action="store_true", help="fail on invalid routes; list catalog alerts without one")
+
+    incidents = commands.add_parser("incidents", help="recent incidents, or one incident's timeline")
+    incidents.add_argument("id", nargs="?")
+
+    runs = commands.add_parser("runs", help="runs, optionally by state")
+    runs.add_argument("--state", help="comma-separated states")
+
+    for name, helptext in (("approve", "approve a run that waits for a person"), ("cancel", "cancel a run")):
+        command = commands.add_parser(name, help=helptext)
+        command.add_argument("id", type=int)
+        command.add_argument("--by", default=_person(), help="who decides (default: the login name)")
+
+    breaker = commands.add_parser("reset-breaker", help="close a route's circuit breaker")
+    breaker.add_argument("route")
+    breaker.add_argument("--by", default=_person())
+
+    silence = commands.add_parser("silence", help="silence alerts matching labels")
+    silence.add_argument("--match", action="append", required=True, metavar="LABEL=VALUE")
+    silence.add_argument("--minutes", type=float, required=True)
+    silence.add_argument("--comment", default="")
+    silence.add_argument("--by", default=_person())
+
+    args = parser.parse_args(argv)
+    setup_logging()
+    try:
+        settings = load_settings(args.config)
+    except (OSError, ValueError) as error:
+        print(f"remediate: settings: {error}", file=sys.stderr)
+        return 2
+    handler = globals()[f"cmd_{args.command.replace('-', '_')}"]
+    return handler(settings, args)
+
+
+def setup_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", timestamp=False))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(os.environ.get("REMEDIATE_LOG_LEVEL", "INFO"))
+
+
+def build(settings: Settings) -> tuple:
+    store = open_store(settings.store)
+    store.init()
+    engine = Engine(settings, load_routes(settings.routes_file), EscalationPolicy(settings.escalation_policy_file))
+    workers = Workers(store, engine, make_executor(settings), Metrics())
+    return store, engine, workers
+
+
+def cmd_serve(settings: Settings, args) -> int:
+    import uvicorn  # noqa: PLC0415 - only the service needs it
+
+    from remediate.server import Authenticator, create_app  # noqa: PLC0415
+
+    host = args.host or settings.listen_host
+    port = settings.listen_port if args.port is None else args.port
+    settings.auth.disabled = args.insecure_no_auth
+    try:
+        authenticator = Authenticator(settings.auth)
+    except (OSError, ValueError) as error:
+        print(f"remediate: auth: {error}", file=sys.stderr)
+        return 2
+    if args.insecure_no_auth:
+        if not _loopback(host):
+            print("remediate: --insecure-no-auth is allowed only on a loopback address", file=sys.stderr)
+            return 2
+        log.warning("serving WITHOUT authentication (loopback only)", extra={"host": host, "port": port})
+    elif not authenticator.configured:
+        print(
+            "remediate: no authentication configured (auth.bearer_token_file, auth.basic_users_file or"
+            " auth.hmac_secret_file); refusing to start. --insecure-no-auth serves on loopback without it.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        store, engine, workers = build(settings)
+    except RouteError as error:
+        print(f"remediate: routes: {error}", file=sys.stderr)
+        return 2
+    app = create_app(store, engine, workers, authenticator, settings.max_body_bytes)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        ssl_certfile=str(settings.tls_certfile) if settings.tls_certfile else None,
+        ssl_keyfile=str(settings.tls_keyfile) if settings.tls_keyfile else None,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+    )
+    workers.start()
+    log.info("serving", extra={"host": host, "port": port, "workers": settings.workers, "store": _store_kind(settings)})
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        workers.stop()
+        store.close()
+    return 0
+
+
+def cmd_fire(settings: Settings, args) -> int:
+    try:
+        alerts = _read_alerts(args.file)
+    except (OSError, ValueError) as error:
+        print(f"remediate: {args.file}: {error}", file=sys.stderr)
+        return 2
+    try:
+        store, engine, workers = build(settings)
+    except RouteError as error:
+        print(f"remediate: routes: {error}", file=sys.stderr)
+        return 2
+    decisions = engine.ingest(store, alerts, "fire")
+    incidents = {decision.incident_id for decision in decisions}
+    for decision in decisions:
+        print(f"{decision.alertname or '(no alertname)'}: {decision.decision} - {decision.reason}")
+    settings.workers = max(settings.workers, 1)
+    workers.start()
+    seen: dict[str, int] = {}
+    failed = False
+    try:
+        while True:
+            for incident in sorted(incidents):
+                events = store.timeline(incident)
+                for event in events[seen.get(incident, 0) :]:
+                    result = event.get("data", {}).get("result")
+                    print(f"  [{_clock(event['at'])}] {event['kind']}{f' {result}' if result else ''}: {event['reason']}")
+                    failed |= event["kind"] == "finished" and event.get("data", {}).get("status") != "successful"
+                seen[incident] = len(events)
+            pending = [run for run in store.runs(states=("queued", "running")) if run["incident_id"] in incidents]
+            if not pending:
+                break
+            time.sleep(0.5)
+    finally:
+        workers.stop()
+    waiting = [run for run in store.runs(states=("awaiting_approval",)) if run["incident_id"] in incidents]
+    for run in waiting:
+        print(f"run {run['id']} waits for approval: remediate approve {run['id']}")
+    store.close()
+    return 1 if failed else 0
+
+
+def cmd_routes(settings: Settings, args) -> int:
+    collections = [Path(p) for p in (settings.executor.collections_path or "").split(":") if p]
+    collections = collections or [Path(__file__).resolve().parents[3] / ".collections"]
+    problems, unrouted = check_routes(settings.routes_file, collections, settings.catalog_file)
+    if not args.check:
+        try:
+            table = load_routes(settings.routes_file)
+        except RouteError as error:
+            print(f"remediate: routes: {error}", file=sys.stderr)
+            return 2
+        for route in table.routes:
+            print(f"{route.name}: {route.playbook} ({route.mode}, {route.severity})")
+        return 0
+    for problem in problems:
+        print(f"ERROR: {problem}")
+    if unrouted:
+        print(f"catalog alerts without a route yet ({len(unrouted)}): " + ", ".join(unrouted))
+    print("routes: " + ("FAILED" if problems else "ok") + f" ({settings.routes_file})")
+    return 1 if problems else 0
+
+
+def cmd_incidents(settings: Settings, args) -> int:
+    store = open_store(settings.store)
+    store.init()
+    if args.id:
+        events = store.timeline(args.id)
+        if not events:
+            print(f"no incident {args.id}", file=sys.stderr)
+            return 1
+        for event in events:
+            print(f"[{_clock(event['at'])}] {event['kind']}: {event['reason']}")
+        return 0
+    for incident in store.incidents():
+        print(
+            f"{incident['id']}  last {_clock(incident['last_at'])}  {incident['last_event']}: {incident['last_reason']}"
+        )
+    return 0
+
+
+def cmd_runs(settings: Settings, args) -> int:
+    store = open_store(settings.store)
+    store.init()
+    states = tuple(args.state.split(",")) if args.state else None
+    for run in store.runs(states=states):
+        print(json.dumps(run))
+    return 0
+
+
+def _people_action(settings: Settings, action: str, *arguments) -> str:
+    store, _, workers = build(settings)
+    try:
+        return getattr(workers, action)(*arguments)
+    finally:
+        store.close()
+
+
+def cmd_approve(settings: Settings, args) -> int:
+    outcome = _people_action(settings, "approve", args.id, args.by)
+    print(outcome)
+    return 0 if outcome == "approved" else 1
+
+
+def cmd_cancel(settings: Settings, args) -> int:
+    outcome = _people_action(settings, "cancel", args.id, args.by)
+    print(outcome)
+    return 0 if outcome in ("canceled", "cancel requested") else 1
+
+
+def cmd_reset_breaker(settings: Settings, args) -> int:
+    _people_action(settings, "reset_breaker", args.route, args.by)
+    print(f"breaker of {args.route} reset")
+    return 0
+
+
+def cmd_silence(settings: Settings, args) -> int:
+    matchers = {}
+    for item in args.match:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            print(f"remediate: --match wants LABEL=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        matchers[name] = value
+    silence_id = _people_action(settings, "add_silence", matchers, args.minutes * 60, args.by, args.comment)
+    print(f"silence {silence_id} until {_clock(time.time() + args.minutes * 60)}")
+    return 0
+
+
+def _read_alerts(path: Path) -> list[Alert]:
+    """A webhook payload, a single alert, or a list of alerts."""
+    document = json.loads(Path(path).read_text())
+    try:
+        if isinstance(document, dict) and "alerts" in document:
+            return WebhookPayload.model_validate(document).alerts
+        if isinstance(document, list):
+            return [Alert.model_validate(item) for item in document]
+        return [Alert.model_validate(document)]
+    except ValidationError as error:
+        raise ValueError(str(error)) from None
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _person() -> str:
+    return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+def _clock(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _store_kind(settings: Settings) -> str:
+    return settings.store.split(":", 1)[0]

@@ -1,0 +1,139 @@
+"""Executors run one playbook for one run. ``LocalRunner`` uses ansible-runner on
+this host; an AWX/AAP executor (a later issue) implements the same ``run``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import ansible_runner
+
+from remediate.config import REPO_ROOT, Settings
+from remediate.store import Run
+
+# What reaches the incident timeline from a run: the start of each play and each
+# task's outcome (skipped tasks left out), never the module's result, which can
+# hold anything the module saw.
+TASK_RESULTS = {"runner_on_ok": "ok", "runner_on_failed": "failed", "runner_on_unreachable": "unreachable"}
+
+
+@dataclass
+class RunResult:
+    status: str  # successful | failed | timeout | canceled
+    rc: int | None
+    host_stats: dict
+    artifacts: str
+
+
+class Executor(Protocol):
+    def run(self, run: Run, on_event: Callable[[dict], None], should_cancel: Callable[[], bool]) -> RunResult: ...
+
+
+def unsafe(value):
+    """Every string as data Ansible will not template ({"__ansible_unsafe": ...}).
+    Keys cannot be marked: a key Ansible reads as a marker (__ansible_*) would make it
+    load the whole file as plain YAML, every string a template, so it is refused."""
+    if isinstance(value, dict):
+        marker = next((key for key in value if str(key).startswith("__ansible")), None)
+        if marker is not None:
+            raise ValueError(f"refusing extra variable key {marker[:64]!r}: Ansible reads it as a marker")
+        return {key: unsafe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unsafe(item) for item in value]
+    if isinstance(value, str):
+        return {"__ansible_unsafe": value}
+    return value
+
+
+def task_event(event: dict) -> dict | None:
+    """The part of an ansible-runner event that the timeline keeps, or None."""
+    data = event.get("event_data") or {}
+    if event.get("event") == "playbook_on_play_start":
+        return {"kind": "play_started", "task": data.get("play", "")}
+    result = TASK_RESULTS.get(event.get("event", ""))
+    if result is None:
+        return None
+    outcome = data.get("res") if isinstance(data.get("res"), dict) else {}
+    return {
+        "kind": "task",
+        "task": data.get("task", ""),
+        "action": data.get("task_action", ""),
+        "host": data.get("host", ""),
+        "result": "changed" if result == "ok" and outcome.get("changed") else result,
+        "ignored": bool(data.get("ignore_errors")),
+        "duration": data.get("duration"),
+    }
+
+
+class LocalRunner:
+    """ansible-runner on this host, a fresh private_data_dir for every run."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.runs_dir = settings.state_dir / "runs"
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+
+    def run(self, run: Run, on_event: Callable[[dict], None], should_cancel: Callable[[], bool]) -> RunResult:
+        private_data_dir = self.runs_dir / f"{run.id:08d}-{run.attempt}"
+        shutil.rmtree(private_data_dir, ignore_errors=True)
+        (private_data_dir / "env").mkdir(parents=True)
+        # A file, not -e on the command line: alert data stays off process lists and
+        # out of artifacts/command; unsafe-marked so Ansible never templates it.
+        extravars = private_data_dir / "env" / "extravars"
+        extravars.write_text(json.dumps(unsafe(run.extravars)))
+        extravars.chmod(0o600)
+
+        def handle(event: dict) -> bool:
+            kept = task_event(event)
+            if kept is not None:
+                on_event(kept)
+            return True
+
+        executor = self.settings.executor
+        try:
+            runner = ansible_runner.run(
+                private_data_dir=str(private_data_dir),
+                ident="run",
+                playbook=run.playbook,
+                inventory=str(executor.inventory or REPO_ROOT / "inventories" / "compose_host"),
+                envvars=self._envvars(),
+                event_handler=handle,
+                cancel_callback=should_cancel,
+                timeout=executor.timeout_seconds,
+                quiet=True,
+                json_mode=False,
+            )
+            result = RunResult(
+                status=runner.status,
+                rc=runner.rc,
+                host_stats=runner.stats or {},
+                artifacts=str(private_data_dir / "artifacts" / "run"),
+            )
+        finally:
+            shutil.rmtree(private_data_dir / "env", ignore_errors=True)
+            self._prune()
+        return result
+
+    def _envvars(self) -> dict[str, str]:
+        envvars = {
+            "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
+            "ANSIBLE_COLLECTIONS_PATH": self.settings.executor.collections_path or str(REPO_ROOT / ".collections"),
+            "ANSIBLE_FORCE_COLOR": "0",
+        }
+        if self.settings.incident_records_dir is not None:
+            envvars["INCIDENT_RECORDS_DIR"] = str(self.settings.incident_records_dir)
+        return {**envvars, **self.settings.executor.envvars}
+
+    def _prune(self) -> None:
+        """Keep the private data dirs (artifacts) of the last N runs."""
+        keep = self.settings.executor.keep_artifacts
+        runs = sorted(path for path in self.runs_dir.iterdir() if path.is_dir())
+        for stale in runs[: max(0, len(runs) - keep)]:
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def make_executor(settings: Settings) -> Executor:
+    return LocalRunner(settings)

@@ -1,0 +1,37 @@
+"""Prometheus metrics of one adapter process (GET /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.alerts = Counter(
+            "remediate_alerts_received",
+            "Alerts received, by status and route ('' when none matched)",
+            ["status", "route"],
+            registry=self.registry,
+        )
+        self.decisions = Counter("remediate_decisions", "Decisions taken, by kind", ["kind"], registry=self.registry)
+        self.runs = Counter("remediate_runs", "Finished runs, by result", ["result"], registry=self.registry)
+        self.requests = Counter(
+            "remediate_requests",
+            "HTTP requests answered, by endpoint and code",
+            ["endpoint", "code"],
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge("remediate_queue_depth", "Runs queued or awaiting approval", registry=self.registry)
+        self.answer_latency = Histogram(
+            "remediate_answer_latency_seconds",
+            "Time to store and decide a webhook's alerts and answer",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+        self.run_duration = Histogram(
+            "remediate_run_duration_seconds",
+            "Playbook run duration",
+            buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
+            registry=self.registry,
+        )

@@ -1,0 +1,531 @@
+"""The durable store: alerts, decisions, runs, silences, breakers and escalations.
+
+SQLite (WAL, synchronous=FULL) is the zero-configuration default for one adapter
+process. PostgreSQL serves several replicas: decisions and queue claims are
+serialised by transaction-scoped advisory locks and the queue is read with
+``FOR UPDATE SKIP LOCKED``. On both, a partial unique index allows one active
+run per (kind, route, target), so even a bug above this layer cannot queue the
+same remediation twice.
+
+SQL is written once with ``?`` placeholders; the PostgreSQL backend rewrites them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ACTIVE_STATES = ("queued", "awaiting_approval", "running")
+FINAL_STATES = ("successful", "failed", "timeout", "canceled", "interrupted", "expired")
+# Advisory lock keys (PostgreSQL): one for intake decisions, one for queue claims.
+DECISION_LOCK = 7_415_001
+CLAIM_LOCK = 7_415_002
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+  id {serial} PRIMARY KEY,
+  received_at DOUBLE PRECISION NOT NULL,
+  source TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  alertname TEXT NOT NULL,
+  status TEXT NOT NULL,
+  incident_id TEXT NOT NULL,
+  route TEXT,
+  decision TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  run_id BIGINT,
+  body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_incident ON alerts (incident_id);
+CREATE TABLE IF NOT EXISTS firing (
+  fingerprint TEXT PRIMARY KEY,
+  status TEXT NOT NULL,
+  since DOUBLE PRECISION NOT NULL,
+  updated_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+  id {serial} PRIMARY KEY,
+  kind TEXT NOT NULL,
+  route TEXT NOT NULL,
+  target_key TEXT NOT NULL,
+  incident_id TEXT NOT NULL,
+  playbook TEXT NOT NULL,
+  mode TEXT NOT NULL,
+  state TEXT NOT NULL,
+  reason TEXT NOT NULL DEFAULT '',
+  extravars TEXT NOT NULL,
+  created_at DOUBLE PRECISION NOT NULL,
+  expires_at DOUBLE PRECISION,
+  approved_by TEXT,
+  started_at DOUBLE PRECISION,
+  heartbeat_at DOUBLE PRECISION,
+  finished_at DOUBLE PRECISION,
+  owner TEXT,
+  attempt INTEGER NOT NULL DEFAULT 1,
+  host_stats TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS runs_one_active ON runs (kind, route, target_key)
+  WHERE state IN ('queued', 'awaiting_approval', 'running');
+CREATE INDEX IF NOT EXISTS runs_state ON runs (state, id);
+CREATE INDEX IF NOT EXISTS runs_route_target ON runs (route, target_key, created_at);
+CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
+CREATE TABLE IF NOT EXISTS run_alerts (
+  run_id BIGINT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  PRIMARY KEY (run_id, fingerprint)
+);
+CREATE INDEX IF NOT EXISTS run_alerts_fingerprint ON run_alerts (fingerprint);
+CREATE TABLE IF NOT EXISTS events (
+  id {serial} PRIMARY KEY,
+  at DOUBLE PRECISION NOT NULL,
+  incident_id TEXT NOT NULL,
+  run_id BIGINT,
+  alert_id BIGINT,
+  kind TEXT NOT NULL,
+  reason TEXT NOT NULL DEFAULT '',
+  data TEXT NOT NULL DEFAULT '{{}}'
+);
+CREATE INDEX IF NOT EXISTS events_incident ON events (incident_id, id);
+CREATE INDEX IF NOT EXISTS events_run ON events (run_id, id);
+CREATE TABLE IF NOT EXISTS breakers (
+  route TEXT PRIMARY KEY,
+  failures INTEGER NOT NULL DEFAULT 0,
+  is_open INTEGER NOT NULL DEFAULT 0,
+  changed_at DOUBLE PRECISION NOT NULL,
+  changed_by TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS silences (
+  id {serial} PRIMARY KEY,
+  matchers TEXT NOT NULL,
+  starts_at DOUBLE PRECISION NOT NULL,
+  ends_at DOUBLE PRECISION NOT NULL,
+  created_by TEXT NOT NULL,
+  comment TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS escalations (
+  id {serial} PRIMARY KEY,
+  incident_id TEXT NOT NULL,
+  route TEXT NOT NULL,
+  target_key TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  step INTEGER NOT NULL,
+  due_at DOUBLE PRECISION NOT NULL,
+  state TEXT NOT NULL,
+  extravars TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS escalations_step ON escalations (incident_id, route, step);
+CREATE INDEX IF NOT EXISTS escalations_due ON escalations (state, due_at);
+"""
+
+
+@dataclass
+class Run:
+    id: int
+    kind: str
+    route: str
+    target_key: str
+    incident_id: str
+    playbook: str
+    mode: str
+    state: str
+    extravars: dict
+    attempt: int
+
+    @classmethod
+    def from_row(cls, row) -> Run:
+        return cls(
+            id=row[0],
+            kind=row[1],
+            route=row[2],
+            target_key=row[3],
+            incident_id=row[4],
+            playbook=row[5],
+            mode=row[6],
+            state=row[7],
+            extravars=json.loads(row[8]),
+            attempt=row[9],
+        )
+
+
+RUN_COLUMNS = "id, kind, route, target_key, incident_id, playbook, mode, state, extravars, attempt"
+
+
+class Tx:
+    """One transaction: the queries the safety rules and the workers need."""
+
+    def __init__(self, cursor, placeholder: str):
+        self._cursor = cursor
+        self._placeholder = placeholder
+
+    def execute(self, sql: str, args: tuple = ()) -> Any:
+        if self._placeholder != "?":
+            sql = sql.replace("?", self._placeholder)
+        self._cursor.execute(sql, args)
+        return self._cursor
+
+    def one(self, sql: str, args: tuple = ()):
+        return self.execute(sql, args).fetchone()
+
+    def all(self, sql: str, args: tuple = ()) -> list:
+        return self.execute(sql, args).fetchall()
+
+    def scalar(self, sql: str, args: tuple = ()):
+        row = self.one(sql, args)
+        return row[0] if row else None
+
+    # Alerts and the firing state of each fingerprint.
+    def insert_alert(self, *, source: str, alert: dict, incident_id: str, now: float) -> int:
+        return self.scalar(
+            "INSERT INTO alerts (received_at, source, fingerprint, alertname, status, incident_id,"
+            " decision, reason, body) VALUES (?, ?, ?, ?, ?, ?, 'received', '', ?) RETURNING id",
+            (
+                now,
+                source,
+                alert["fingerprint"],
+                alert["labels"].get("alertname", ""),
+                alert["status"],
+                incident_id,
+                json.dumps(alert),
+            ),
+        )
+
+    def decide_alert(self, alert_id: int, *, route: str | None, decision: str, reason: str, run_id: int | None):
+        self.execute(
+            "UPDATE alerts SET route = ?, decision = ?, reason = ?, run_id = ? WHERE id = ?",
+            (route, decision, reason, run_id, alert_id),
+        )
+
+    def set_firing(self, fingerprint: str, status: str, now: float) -> float:
+        """Record the alert's latest status; returns since when it has had that status."""
+        return self.scalar(
+            "INSERT INTO firing (fingerprint, status, since, updated_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (fingerprint) DO UPDATE SET"
+            " since = CASE WHEN firing.status = excluded.status THEN firing.since ELSE excluded.since END,"
+            " status = excluded.status, updated_at = excluded.updated_at RETURNING since",
+            (fingerprint, status, now, now),
+        )
+
+    def any_firing(self, run_id: int) -> bool:
+        return bool(
+            self.scalar(
+                "SELECT count(*) FROM run_alerts r JOIN firing f ON f.fingerprint = r.fingerprint"
+                " WHERE r.run_id = ? AND f.status = 'firing'",
+                (run_id,),
+            )
+        )
+
+    # Runs.
+    def active_run(self, kind: str, route: str, target_key: str) -> int | None:
+        return self.scalar(
+            "SELECT id FROM runs WHERE kind = ? AND route = ? AND target_key = ?"
+            " AND state IN ('queued', 'awaiting_approval', 'running')",
+            (kind, route, target_key),
+        )
+
+    def create_run(
+        self,
+        *,
+        kind: str,
+        route: str,
+        target_key: str,
+        incident_id: str,
+        playbook: str,
+        mode: str,
+        state: str,
+        extravars: dict,
+        now: float,
+        expires_at: float | None = None,
+        reason: str = "",
+    ) -> int | None:
+        """A new active run, or None when one is already active for (kind, route, target)."""
+        return self.scalar(
+            "INSERT INTO runs (kind, route, target_key, incident_id, playbook, mode, state, reason, extravars,"
+            " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (kind, route, target_key) WHERE state IN ('queued', 'awaiting_approval', 'running')"
+            " DO NOTHING RETURNING id",
+            (
+                kind,
+                route,
+                target_key,
+                incident_id,
+                playbook,
+                mode,
+                state,
+                reason,
+                json.dumps(extravars),
+                now,
+                expires_at,
+            ),
+        )
+
+    def add_member(self, run_id: int, fingerprint: str) -> None:
+        self.execute(
+            "INSERT INTO run_alerts (run_id, fingerprint) VALUES (?, ?) ON CONFLICT DO NOTHING", (run_id, fingerprint)
+        )
+
+    def last_finished(self, route: str, target_key: str) -> float | None:
+        return self.scalar(
+            "SELECT max(finished_at) FROM runs WHERE kind = 'remediate' AND route = ? AND target_key = ?"
+            " AND state IN ('successful', 'failed', 'timeout', 'interrupted')",
+            (route, target_key),
+        )
+
+    def count_runs_since(self, since: float, *, route: str | None = None, target_key: str | None = None) -> int:
+        sql = "SELECT count(*) FROM runs WHERE kind = 'remediate' AND created_at >= ? AND state NOT IN ('canceled', 'expired')"
+        args: list = [since]
+        if route is not None:
+            sql += " AND route = ?"
+            args.append(route)
+        if target_key is not None:
+            sql += " AND target_key = ?"
+            args.append(target_key)
+        return self.scalar(sql, tuple(args))
+
+    def runs_of_fingerprint(self, fingerprint: str, states: tuple[str, ...]) -> list[int]:
+        marks = ", ".join("?" for _ in states)
+        return [
+            row[0]
+            for row in self.all(
+                f"SELECT r.id FROM runs r JOIN run_alerts m ON m.run_id = r.id WHERE m.fingerprint = ? AND r.state IN ({marks})",
+                (fingerprint, *states),
+            )
+        ]
+
+    def get_run(self, run_id: int) -> Run | None:
+        row = self.one(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        return Run.from_row(row) if row else None
+
+    def finish_run(self, run_id: int, state: str, reason: str, now: float, host_stats: dict | None = None) -> None:
+        self.execute(
+            "UPDATE runs SET state = ?, reason = ?, finished_at = ?, host_stats = ? WHERE id = ?",
+            (state, reason, now, json.dumps(host_stats) if host_stats is not None else None, run_id),
+        )
+
+    def count_running(self) -> int:
+        return self.scalar("SELECT count(*) FROM runs WHERE state = 'running'")
+
+    # Events: every decision and every step of a run, with its reason.
+    def event(
+        self,
+        incident_id: str,
+        kind: str,
+        reason: str = "",
+        *,
+        now: float,
+        run_id: int | None = None,
+        alert_id: int | None = None,
+        data: dict | None = None,
+    ) -> None:
+        self.execute(
+            "INSERT INTO events (at, incident_id, run_id, alert_id, kind, reason, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (now, incident_id, run_id, alert_id, kind, reason, json.dumps(data or {})),
+        )
+
+    # Circuit breakers.
+    def breaker(self, route: str) -> tuple[int, bool]:
+        row = self.one("SELECT failures, is_open FROM breakers WHERE route = ?", (route,))
+        return (row[0], bool(row[1])) if row else (0, False)
+
+    def set_breaker(self, route: str, failures: int, is_open: bool, now: float, by: str = "") -> None:
+        self.execute(
+            "INSERT INTO breakers (route, failures, is_open, changed_at, changed_by) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (route) DO UPDATE SET failures = excluded.failures, is_open = excluded.is_open,"
+            " changed_at = excluded.changed_at, changed_by = excluded.changed_by",
+            (route, failures, int(is_open), now, by),
+        )
+
+    # Silences.
+    def active_silences(self, now: float) -> list[dict]:
+        return [
+            {"id": row[0], "matchers": json.loads(row[1]), "ends_at": row[2], "comment": row[3]}
+            for row in self.all(
+                "SELECT id, matchers, ends_at, comment FROM silences WHERE starts_at <= ? AND ends_at > ?", (now, now)
+            )
+        ]
+
+
+class Store:
+    """Base of both backends: transactions and the read queries of the API and CLI."""
+
+    placeholder = "?"
+
+    @contextlib.contextmanager
+    def transaction(self, lock: int | None = None) -> Iterator[Tx]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def init(self) -> None:
+        with self.transaction(DECISION_LOCK) as tx:
+            for statement in self.schema().split(";"):
+                if statement.strip():
+                    tx.execute(statement)
+
+    def schema(self) -> str:
+        return SCHEMA.format(serial=self.serial)
+
+    # Reads for the API and the CLI.
+    def incidents(self, limit: int = 100) -> list[dict]:
+        with self.transaction() as tx:
+            rows = tx.all(
+                "SELECT incident_id, min(at), max(at), count(*) FROM events GROUP BY incident_id"
+                " ORDER BY max(at) DESC LIMIT ?",
+                (limit,),
+            )
+            incidents = []
+            for incident_id, first, last, count in rows:
+                latest = tx.one(
+                    "SELECT kind, reason FROM events WHERE incident_id = ? ORDER BY id DESC LIMIT 1", (incident_id,)
+                )
+                incidents.append(
+                    {
+                        "id": incident_id,
+                        "first_at": first,
+                        "last_at": last,
+                        "events": count,
+                        "last_event": latest[0],
+                        "last_reason": latest[1],
+                    }
+                )
+            return incidents
+
+    def timeline(self, incident_id: str) -> list[dict]:
+        with self.transaction() as tx:
+            return [
+                {"at": at, "kind": kind, "reason": reason, "run_id": run_id, "alert_id": alert_id, **_data(data)}
+                for at, kind, reason, run_id, alert_id, data in tx.all(
+                    "SELECT at, kind, reason, run_id, alert_id, data FROM events WHERE incident_id = ? ORDER BY id",
+                    (incident_id,),
+                )
+            ]
+
+    def runs(self, *, states: tuple[str, ...] | None = None, limit: int = 1000) -> list[dict]:
+        sql = (
+            "SELECT id, kind, route, target_key, incident_id, playbook, mode, state, reason, created_at,"
+            " started_at, finished_at, attempt, host_stats, approved_by FROM runs"
+        )
+        args: tuple = ()
+        if states:
+            sql += " WHERE state IN (%s)" % ", ".join("?" for _ in states)
+            args = states
+        sql += " ORDER BY id LIMIT ?"
+        names = (
+            "id kind route target_key incident_id playbook mode state reason created_at started_at finished_at"
+            " attempt host_stats approved_by"
+        ).split()
+        with self.transaction() as tx:
+            return [
+                {**dict(zip(names, row, strict=True)), "host_stats": json.loads(row[13]) if row[13] else None}
+                for row in tx.all(sql, (*args, limit))
+            ]
+
+    def alert_counts(self) -> dict[str, int]:
+        with self.transaction() as tx:
+            return dict(tx.all("SELECT decision, count(*) FROM alerts GROUP BY decision"))
+
+    def queue_depth(self) -> int:
+        with self.transaction() as tx:
+            return tx.scalar("SELECT count(*) FROM runs WHERE state IN ('queued', 'awaiting_approval')")
+
+
+def _data(text: str) -> dict:
+    data = json.loads(text)
+    return {"data": data} if data else {}
+
+
+class SQLiteStore(Store):
+    """One file, WAL journal, every commit synced: an answered alert survives a crash."""
+
+    serial = "INTEGER"
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
+            connection.execute("PRAGMA busy_timeout=60000")
+            self._local.connection = connection
+            with self._guard:
+                self._connections.append(connection)
+        return connection
+
+    @contextlib.contextmanager
+    def transaction(self, lock: int | None = None) -> Iterator[Tx]:
+        connection = self._connection()
+        # Writers take the database's write lock at BEGIN: no upgrade deadlocks.
+        connection.execute("BEGIN IMMEDIATE" if lock is not None else "BEGIN")
+        try:
+            yield Tx(connection.cursor(), "?")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._guard:
+            for connection in self._connections:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.close()
+            self._connections.clear()
+
+
+class PostgresStore(Store):
+    """PostgreSQL for several replicas; the decision and claim steps are serialised
+    across processes by transaction-scoped advisory locks."""
+
+    serial = "BIGSERIAL"
+    placeholder = "%s"
+
+    def __init__(self, dsn: str, max_connections: int = 20):
+        import psycopg2.pool  # noqa: PLC0415 - only needed with PostgreSQL
+
+        self._pool = psycopg2.pool.ThreadedConnectionPool(1, max_connections, dsn)
+
+    @contextlib.contextmanager
+    def transaction(self, lock: int | None = None) -> Iterator[Tx]:
+        connection = self._pool.getconn()
+        try:
+            with connection.cursor() as cursor:
+                tx = Tx(cursor, "%s")
+                if lock is not None:
+                    tx.execute("SELECT pg_advisory_xact_lock(?)", (lock,))
+                try:
+                    yield tx
+                except BaseException:
+                    connection.rollback()
+                    raise
+                connection.commit()
+        finally:
+            self._pool.putconn(connection)
+
+    def close(self) -> None:
+        self._pool.closeall()
+
+
+def open_store(url: str) -> Store:
+    """``sqlite:///path/to/file.db`` or a PostgreSQL URL (``postgresql://...``)."""
+    if url.startswith("sqlite:///"):
+        return SQLiteStore(Path(url.removeprefix("sqlite://")))
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresStore(url)
+    raise ValueError("store must be sqlite:///<path> or postgresql://...")
+
+
+def now() -> float:
+    return time.time()
