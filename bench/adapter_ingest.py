@@ -27,24 +27,25 @@ VARIANTS = ("distinct", "repeats")
 
 def measure(variant: str, args) -> dict:
     repeats = 1 if variant == "distinct" else args.repeats
-    bodies = webhook_bodies(storm_alerts(variant, args.alerts // repeats, repeats), args.group)
+    targets = args.alerts // repeats
+    bodies = webhook_bodies(storm_alerts(variant, targets, repeats), args.group)
     warmup = webhook_bodies(storm_alerts("warmup", args.group, 1), args.group)
     with adapter(workers=0, log_level=args.log_level) as server:
         blast(server, warmup, 1)
-        result = blast(server, bodies, args.senders)
+        result = blast(server, bodies, args.senders, args.max_seconds)
     alerts = sum(result.decisions.values())
-    expected = {"accepted": args.alerts // repeats}
-    if repeats > 1:
-        expected["deduplicated"] = args.alerts - args.alerts // repeats
+    expected = {"accepted": targets, "deduplicated": targets * (repeats - 1)} if repeats > 1 else {"accepted": targets}
     return {
         "variant": variant,
         "alerts": alerts,
-        "requests": len(bodies),
+        "requests": result.sent,
+        "complete": result.sent == len(bodies),
         "alerts_per_s": round(alerts / result.wall, 1),
         "requests_per_s": round(len(result.latencies) / result.wall, 1),
         "p50_ms": ms(percentile(result.latencies, 0.5)),
         "p99_ms": ms(percentile(result.latencies, 0.99)),
         "server_cpu_s": round(result.server_cpu, 2),
+        "server_cpu_ms_per_alert": round(result.server_cpu / max(1, alerts) * 1000, 3),
         "loadgen_cpu_s": round(result.client_cpu, 2),
         "wall_s": round(result.wall, 2),
         "decisions": dict(result.decisions),
@@ -60,6 +61,7 @@ def main() -> int:
     parser.add_argument("--senders", type=int, default=4, help="concurrent senders (default 4)")
     parser.add_argument("--repeats", type=int, default=10, help="alerts per target, repeats variant (default 10)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: distinct,repeats")
+    parser.add_argument("--max-seconds", type=float, default=120, help="stop sending after (default 120)")
     parser.add_argument("--log-level", default="INFO", help="the server's REMEDIATE_LOG_LEVEL (default INFO)")
     parser.add_argument("--min-alerts-per-s", type=float, default=5000, help="target (default 5000)")
     args = parser.parse_args()
@@ -78,6 +80,7 @@ def main() -> int:
                     "p50 ms",
                     "p99 ms",
                     "server CPU s",
+                    "server CPU ms/alert",
                     "loadgen CPU s",
                     "wall s",
                     "decisions",
@@ -91,6 +94,7 @@ def main() -> int:
                         row["p50_ms"],
                         row["p99_ms"],
                         row["server_cpu_s"],
+                        row["server_cpu_ms_per_alert"],
                         row["loadgen_cpu_s"],
                         row["wall_s"],
                         " ".join(f"{kind}={count}" for kind, count in sorted(row["decisions"].items())),
@@ -102,7 +106,9 @@ def main() -> int:
     )
     missed = []
     for row in rows:
-        if row["errors"] or not row["decisions_ok"]:
+        if not row["complete"]:
+            missed.append(f"{row['variant']}: stopped after {args.max_seconds:g} s, {row['alerts']} alerts sent")
+        elif row["errors"] or not row["decisions_ok"]:
             missed.append(f"{row['variant']}: unexpected answers {row['decisions']} {row['errors']}")
         if row["alerts_per_s"] < args.min_alerts_per_s:
             missed.append(f"{row['variant']}: {row['alerts_per_s']} alerts/s < {args.min_alerts_per_s:g}")

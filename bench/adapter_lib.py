@@ -82,17 +82,22 @@ class Blast:
     latencies: list[float] = field(default_factory=list)
     decisions: collections.Counter = field(default_factory=collections.Counter)
     errors: list[str] = field(default_factory=list)
+    sent: int = 0
     server_cpu: float = 0.0
     client_cpu: float = 0.0
 
 
-async def _blast(server: Adapter, bodies: list[bytes], senders: int) -> Blast:
+async def _blast(server: Adapter, bodies: list[bytes], senders: int, seconds: float) -> Blast:
     result = Blast()
     pending = iter(bodies)
+    deadline = time.perf_counter() + seconds
 
     async def sender(http: httpx.AsyncClient) -> None:
         for body in pending:
             started = time.perf_counter()
+            if started > deadline:
+                return
+            result.sent += 1
             try:
                 response = await http.post(WEBHOOK, content=body)
             except httpx.HTTPError as error:
@@ -113,9 +118,10 @@ async def _blast(server: Adapter, bodies: list[bytes], senders: int) -> Blast:
     return result
 
 
-def blast(server: Adapter, bodies: list[bytes], senders: int) -> Blast:
-    """POST every body, `senders` requests in flight (each sends its next when answered)."""
-    return asyncio.run(_blast(server, bodies, senders))
+def blast(server: Adapter, bodies: list[bytes], senders: int, seconds: float = math.inf) -> Blast:
+    """POST the bodies, `senders` requests in flight (each sends its next when answered);
+    none is sent after `seconds`."""
+    return asyncio.run(_blast(server, bodies, senders, seconds))
 
 
 def cpu_seconds(pid: int) -> float:

@@ -55,9 +55,9 @@ def event_kinds(adapter: Adapter, incident_id: str, run_id: int) -> list[str]:
 
 
 def test_sigkill_mid_storm_keeps_every_answered_alert_and_runs_nothing_twice(tmp_path):
-    services = [f"svc-{index:02d}" for index in range(40)]
-    groups = [[alert(service=service) for service in services[start : start + 4]] for start in range(0, 40, 4)]
-    storm = [group for _ in range(5) for group in groups]  # 5 repeats of 10 webhooks of 4 alerts
+    services = [f"svc-{index:02d}" for index in range(24)]
+    groups = [[alert(service=service) for service in services[start : start + 2]] for start in range(0, 24, 2)]
+    storm = [group for _ in range(5) for group in groups]  # 5 repeats of 12 webhooks of 2 alerts
     with adapter_process(tmp_path / "adapter", [hold_route(2)], safety={"caps": CAPS}) as adapter:
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             futures = [pool.submit(send, adapter, group, 0.25) for group in storm]
@@ -190,7 +190,7 @@ def pg_rows(postgres, database: str, sql: str, args=None) -> list[tuple]:
 
 
 def test_two_replicas_given_the_same_storm_run_each_remediation_once(tmp_path, postgres, database):
-    services = [f"svc-{index:02d}" for index in range(30)]
+    services = [f"svc-{index:02d}" for index in range(20)]
     with replicas(tmp_path, postgres, database, hold_route(2)) as adapters:
         # Every alert to both replicas, 3 times; a service's six POSTs go out together.
         storm = [(adapter, service) for service in services for _ in range(3) for adapter in adapters]
@@ -218,22 +218,24 @@ def test_two_replicas_given_the_same_storm_run_each_remediation_once(tmp_path, p
         remediations = pg_rows(postgres, database, "SELECT extravars FROM runs WHERE kind = 'remediate'")
         assert services_of(remediations) == dict.fromkeys(services, 1)
         states = pg_rows(postgres, database, "SELECT kind, state, count(*) FROM runs GROUP BY kind, state")
-        assert states == [("remediate", "successful", 30)]
+        assert states == [("remediate", "successful", len(services))]
 
         answered = collections.defaultdict(collections.Counter)
         for answer in answers:
             (decision,) = answer["decisions"]
             answered[decision["fingerprint"]][decision["decision"]] += 1
         expected = {"accepted": 1, "deduplicated": 5}
-        assert len(answered) == 30 and all(counts == expected for counts in answered.values()), answered
+        assert len(answered) == len(services) and all(counts == expected for counts in answered.values()), answered
         stored = pg_rows(postgres, database, "SELECT decision, count(*) FROM alerts GROUP BY decision ORDER BY 1")
-        assert stored == [("accepted", 30), ("deduplicated", 150)]
+        assert stored == [("accepted", len(services)), ("deduplicated", 5 * len(services))]
 
 
 def test_a_replica_marks_a_dead_replicas_run_interrupted_once_its_heartbeat_is_stale(tmp_path, postgres, database):
-    with replicas(tmp_path, postgres, database, hold_route(60)) as adapters:
+    with replicas(tmp_path, postgres, database, hold_route(15)) as adapters:
         answer = adapters[0].fire([alert(service="svc-dead")])
         run_id = answer["decisions"][0]["run_id"]
+        # Killed while the playbook holds, after it left its file (the orphaned playbook
+        # finishes on its own; the store still says running).
         wait_for(adapters[0].records, lambda records: records == {"svc-dead": 1}, timeout=120)
         ((owner,),) = pg_rows(postgres, database, "SELECT owner FROM runs WHERE id = %s", (run_id,))
         pid = int(owner.split(":")[1])

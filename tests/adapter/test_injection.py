@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from remediate.executor import unsafe
 from remediate.routes import FieldSpec, RouteError, load_routes
 
 from tests.harness.adapter import REPO_ROOT, adapter_process, alert, record_route, write_settings
@@ -84,23 +85,43 @@ def test_hostile_values_in_the_routed_label_are_rejected(adapter, canaries):
     assert adapter.records() == {}
 
 
-def test_hostile_label_names_and_reserved_names_are_rejected(adapter, canaries):
-    jinja = hostile(canaries)["jinja_lookup"]
-    alerts = [
-        alert(labels={"a;b": "x"}),
-        alert(labels={"{{x}}": "x"}),
-        alert(labels={"bad-name": "x"}),
-        # Names that Ansible's JSON decoder reads as its own markers: they would turn
-        # every string of the alert back into a template.
-        alert(labels={"__ansible_unsafe": "x"}, annotations={"summary": jinja}),
-        alert(labels={"__ansible_vault": "x"}, annotations={"summary": jinja}),
-        alert(service="svc-2", annotations={"__ansible_unsafe": "x", "summary": jinja}),
-        alert(service="svc-3", annotations={"__ansible_type": "x", "summary": jinja}),
-    ]
+def test_hostile_label_names_are_rejected(adapter, canaries):
+    alerts = [alert(labels={name: "x"}) for name in ("a;b", "{{x}}", "bad-name", "../x", "a\nb")]
     answer = adapter.fire(alerts)
     assert [d["decision"] for d in answer["decisions"]] == ["rejected"] * len(alerts), answer
-    assert all(d["reason"].startswith("input contract: ") for d in answer["decisions"]), answer
+    assert {d["reason"] for d in answer["decisions"]} == {
+        "input contract: label names must be Prometheus label names; nothing runs"
+    }
     assert adapter.runs() == []
+
+
+def test_names_ansible_reads_as_markers_are_rejected(tmp_path, canaries):
+    """A label or annotation named __ansible_unsafe (or _vault, _type) would make Ansible
+    load the extra variables as plain YAML, every string a template: with a route
+    that does not set target.host, the annotation's lookup would run."""
+    jinja = hostile(canaries)["jinja_lookup"]
+    route = record_route()
+    del route["target"]["host"]
+    alerts = [
+        alert(service="svc-1", labels={"__ansible_unsafe": "x"}, annotations={"summary": jinja}),
+        alert(service="svc-2", labels={"__ansible_vault": "x"}, annotations={"summary": jinja}),
+        alert(service="svc-3", annotations={"__ansible_unsafe": "x", "summary": jinja}),
+        alert(service="svc-4", annotations={"__ansible_type": "x", "summary": jinja}),
+        alert(service="svc-5", annotations={"__other": "x"}),
+    ]
+    with adapter_process(tmp_path / "adapter", [route]) as server:
+        answer = server.fire(alerts)
+        assert [d["reason"] for d in answer["decisions"]] == [
+            "input contract: label and annotation names must not start with __ (reserved); nothing runs"
+        ] * len(alerts)
+        assert server.wait_runs_final() == []
+
+
+def test_the_executor_refuses_keys_ansible_reads_as_markers():
+    assert unsafe({"a": ["b", 1]}) == {"a": [{"__ansible_unsafe": "b"}, 1]}
+    for key in ("__ansible_unsafe", "__ansible_vault", "__ansible_type"):
+        with pytest.raises(ValueError, match="Ansible reads it as a marker"):
+            unsafe({"alert": {"annotations": {key: "x"}}})
 
 
 def test_hostile_values_elsewhere_are_carried_as_text(adapter, canaries):

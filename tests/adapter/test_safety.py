@@ -55,6 +55,10 @@ def event_kinds(server, incident_id: str) -> list[str]:
     return [event["kind"] for event in server.timeline(incident_id)]
 
 
+def remediation_started(timeline: list[dict]) -> bool:
+    return any(event["kind"] == "started" and event["data"]["kind"] == "remediate" for event in timeline)
+
+
 def assert_escalated(server, decision: dict, reason: str) -> None:
     """The decision queued a notify run of the notify playbook, which succeeded, and
     the incident's timeline says why it escalated."""
@@ -184,8 +188,8 @@ def test_total_cap(tmp_path):
 def test_concurrent_runs_cap(tmp_path):
     routes = [record_route(vars=hold(2))]
     with adapter_process(tmp_path / "adapter", routes, safety={"caps": {"concurrent_runs": 1}}) as server:
-        decisions = fire(server, *(alert(service=f"svc-{n}") for n in (1, 2, 3)))
-        assert kinds(decisions) == ["accepted"] * 3
+        decisions = fire(server, alert(service="svc-1"), alert(service="svc-2"))
+        assert kinds(decisions) == ["accepted"] * 2
         samples = []
 
         def sample() -> list[dict]:
@@ -196,10 +200,10 @@ def test_concurrent_runs_cap(tmp_path):
         runs = wait_for(sample, lambda runs: all(run["state"] in FINAL_STATES for run in runs), timeout=120)
         assert max(states.count("running") for states in samples) == 1
         assert any(states.count("running") == 1 and "queued" in states for states in samples)
-        assert [run["state"] for run in runs] == ["successful"] * 3
+        assert [run["state"] for run in runs] == ["successful"] * 2
         spans = sorted((run["started_at"], run["finished_at"]) for run in runs)
         assert all(later[0] >= earlier[1] for earlier, later in itertools.pairwise(spans))
-        assert server.records() == {"svc-1": 1, "svc-2": 1, "svc-3": 1}
+        assert server.records() == {"svc-1": 1, "svc-2": 1}
         assert_recorded(server, decisions)
 
 
@@ -219,7 +223,6 @@ def test_circuit_breaker_opens_and_is_reset_by_cli_and_api(tmp_path):
                 decisions.extend(fire(server, alert(service="svc-1")))
                 assert decisions[-1]["decision"] == "accepted"
                 assert wait_state(server, decisions[-1]["run_id"], FINAL_STATES)["state"] == "failed"
-                server.wait_runs_final()  # and the notify run of the failure
 
         def assert_open() -> None:
             decisions.extend(fire(server, alert(service="svc-1")))
@@ -318,7 +321,7 @@ def test_a_resolved_alert_cancels_its_queued_run_and_runs_nothing(tmp_path):
         assert_recorded(server, [busy, *queued, resolved, half, both, odd, alone])
         for decision in (queued[0], queued[1], queued[3]):
             timeline = server.timeline(decision["incident_id"])
-            assert "started" not in [event["kind"] for event in timeline]
+            assert not remediation_started(timeline)
             assert [event["reason"] for event in timeline if event["kind"] == "canceled"] == [
                 "the alert resolved before the run started"
             ]
@@ -362,7 +365,7 @@ def test_approval_by_cli_and_api_and_expiry(tmp_path):
         timeline = server.timeline(waiting[2]["incident_id"])
         assert ("expired", "nobody approved it in time") in [(e["kind"], e["reason"]) for e in timeline]
         assert ("escalated", "expired") in [(e["kind"], e["reason"]) for e in timeline]
-        assert "started" not in [event["kind"] for event in timeline]
+        assert not remediation_started(timeline)
 
 
 # notify_only and dry runs.

@@ -50,6 +50,8 @@ HOSTILE = [
     ("target.endpoint", {"host": "`touch {canary}`", "port": 6379}),
     ("alert.labels", {"alertname": "RedisDown", "service": "redis\ntouch {canary}"}),
     ("alert.labels", {"alertname": "RedisDown", "bad-name": "x"}),
+    ("alert.labels", {"alertname": "RedisDown", "__reserved": "x"}),
+    ("alert.annotations", {"__reserved": "x"}),
     ("alert.labels", {"alertname": "{{{{ lookup('ansible.builtin.pipe', 'touch {canary}') }}}}"}),
     ("alert.labels", {"alertname": "RedisDown", "service": "x" * 1025}),
     ("alert.fingerprint", "not-hex"),

@@ -299,6 +299,8 @@ class Tx:
         ]
 
     def get_run(self, run_id: int) -> Run | None:
+        if not -(2**63) <= run_id < 2**63:  # no such run, and a number both databases refuse
+            return None
         row = self.one(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
         return Run.from_row(row) if row else None
 
@@ -496,23 +498,27 @@ class PostgresStore(Store):
         import psycopg2.pool  # noqa: PLC0415 - only needed with PostgreSQL
 
         self._pool = psycopg2.pool.ThreadedConnectionPool(1, max_connections, dsn)
+        # The pool raises when every connection is out (say, a storm waiting on the
+        # decision lock): a thread waits for a free connection instead.
+        self._free = threading.BoundedSemaphore(max_connections)
 
     @contextlib.contextmanager
     def transaction(self, lock: int | None = None) -> Iterator[Tx]:
-        connection = self._pool.getconn()
-        try:
-            with connection.cursor() as cursor:
-                tx = Tx(cursor, "%s")
-                if lock is not None:
-                    tx.execute("SELECT pg_advisory_xact_lock(?)", (lock,))
-                try:
-                    yield tx
-                except BaseException:
-                    connection.rollback()
-                    raise
-                connection.commit()
-        finally:
-            self._pool.putconn(connection)
+        with self._free:
+            connection = self._pool.getconn()
+            try:
+                with connection.cursor() as cursor:
+                    tx = Tx(cursor, "%s")
+                    if lock is not None:
+                        tx.execute("SELECT pg_advisory_xact_lock(?)", (lock,))
+                    try:
+                        yield tx
+                    except BaseException:
+                        connection.rollback()
+                        raise
+                    connection.commit()
+            finally:
+                self._pool.putconn(connection)
 
     def close(self) -> None:
         self._pool.closeall()
