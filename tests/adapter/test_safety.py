@@ -316,7 +316,7 @@ def test_a_resolved_alert_cancels_its_queued_run_and_runs_nothing(tmp_path):
         assert runs[busy["run_id"]]["state"] == "successful"
         for run_id in (svc2, svc4, svc5):
             assert (runs[run_id]["state"], runs[run_id]["started_at"]) == ("canceled", None)
-        assert runs[svc5]["reason"] == "the alert resolved before the run started"
+        assert runs[svc5]["outcome"] == "the alert resolved before the run started"
         assert server.records() == {"svc-1": 1}
         assert_recorded(server, [busy, *queued, resolved, half, both, odd, alone])
         for decision in (queued[0], queued[1], queued[3]):

@@ -121,8 +121,15 @@ class Adapter:
     def start(self, timeout: float = 30) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(REMEDIATE), "--config", str(self.settings_path), "serve", "--port", str(self.port),
-                 *self.extra_args],
+                [
+                    str(REMEDIATE),
+                    "--config",
+                    str(self.settings_path),
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    *self.extra_args,
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=REPO_ROOT,
@@ -156,8 +163,16 @@ class Adapter:
     def headers(self) -> dict:
         return {"Authorization": f"Bearer {self.token}"}
 
-    def post(self, path: str, payload=None, *, content: bytes | None = None, headers: dict | None = None,
-             auth: bool = True, timeout: float = 30) -> httpx.Response:
+    def post(
+        self,
+        path: str,
+        payload=None,
+        *,
+        content: bytes | None = None,
+        headers: dict | None = None,
+        auth: bool = True,
+        timeout: float = 30,
+    ) -> httpx.Response:
         sent = {**(self.headers() if auth else {}), **(headers or {})}
         if content is None and payload is not None:
             content = json.dumps(payload).encode()
@@ -219,9 +234,14 @@ def write_settings(
     inventory = folder / "inventory.yml"
     inventory.write_text(
         yaml.safe_dump(
-            {"all": {"hosts": {"localhost": {"ansible_connection": "local",
-                                             "ansible_python_interpreter": sys.executable}},
-                     "vars": inventory_vars or {}}}
+            {
+                "all": {
+                    "hosts": {
+                        "localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+                    },
+                    "vars": inventory_vars or {},
+                }
+            }
         )
     )
     settings = {

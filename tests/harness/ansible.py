@@ -10,6 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+# The adapter's own marking of alert data as unsafe, so tests pass it exactly as the adapter does.
+from remediate.executor import unsafe  # noqa: F401 - re-exported for the tests
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
 
@@ -32,18 +35,6 @@ def run_playbook(
     if check:
         args.append("--check")
     return subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, check=False)
-
-
-def unsafe(value):
-    """Mark every string in value as data Ansible must not template, as the adapter does
-    with alert data ({"__ansible_unsafe": ...}, which ansible-core decodes as unsafe)."""
-    if isinstance(value, dict):
-        return {key: unsafe(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [unsafe(item) for item in value]
-    if isinstance(value, str):
-        return {"__ansible_unsafe": value}
-    return value
 
 
 def wait_for(read: Callable[[], T], done: Callable[[T], bool], timeout: float = 60, interval: float = 0.2) -> T:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from pythonjsonlogger.json import JsonFormatter
 
 from remediate.alerts import Alert, WebhookPayload
-from remediate.config import Settings, load_settings
+from remediate.config import REPO_ROOT, Settings, load_settings
 from remediate.executor import make_executor
 from remediate.metrics import Metrics
 from remediate.routes import RouteError, check_routes, load_routes
@@ -75,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"remediate: settings: {error}", file=sys.stderr)
         return 2
     handler = globals()[f"cmd_{args.command.replace('-', '_')}"]
-    return handler(settings, args)
+    try:
+        return handler(settings, args)
+    except RouteError as error:
+        print(f"remediate: routes: {error}", file=sys.stderr)
+        return 2
 
 
 def setup_logging() -> None:
@@ -119,11 +123,7 @@ def cmd_serve(settings: Settings, args) -> int:
             file=sys.stderr,
         )
         return 2
-    try:
-        store, engine, workers = build(settings)
-    except RouteError as error:
-        print(f"remediate: routes: {error}", file=sys.stderr)
-        return 2
+    store, engine, workers = build(settings)
     app = create_app(store, engine, workers, authenticator, settings.max_body_bytes)
     config = uvicorn.Config(
         app,
@@ -151,11 +151,7 @@ def cmd_fire(settings: Settings, args) -> int:
     except (OSError, ValueError) as error:
         print(f"remediate: {args.file}: {error}", file=sys.stderr)
         return 2
-    try:
-        store, engine, workers = build(settings)
-    except RouteError as error:
-        print(f"remediate: routes: {error}", file=sys.stderr)
-        return 2
+    store, engine, workers = build(settings)
     decisions = engine.ingest(store, alerts, "fire")
     incidents = {decision.incident_id for decision in decisions}
     for decision in decisions:
@@ -170,7 +166,9 @@ def cmd_fire(settings: Settings, args) -> int:
                 events = store.timeline(incident)
                 for event in events[seen.get(incident, 0) :]:
                     result = event.get("data", {}).get("result")
-                    print(f"  [{_clock(event['at'])}] {event['kind']}{f' {result}' if result else ''}: {event['reason']}")
+                    print(
+                        f"  [{_clock(event['at'])}] {event['kind']}{f' {result}' if result else ''}: {event['reason']}"
+                    )
                     failed |= event["kind"] == "finished" and event.get("data", {}).get("status") != "successful"
                 seen[incident] = len(events)
             pending = [run for run in store.runs(states=("queued", "running")) if run["incident_id"] in incidents]
@@ -188,15 +186,10 @@ def cmd_fire(settings: Settings, args) -> int:
 
 def cmd_routes(settings: Settings, args) -> int:
     collections = [Path(p) for p in (settings.executor.collections_path or "").split(":") if p]
-    collections = collections or [Path(__file__).resolve().parents[3] / ".collections"]
+    collections = collections or [REPO_ROOT / ".collections"]
     problems, unrouted = check_routes(settings.routes_file, collections, settings.catalog_file)
     if not args.check:
-        try:
-            table = load_routes(settings.routes_file)
-        except RouteError as error:
-            print(f"remediate: routes: {error}", file=sys.stderr)
-            return 2
-        for route in table.routes:
+        for route in load_routes(settings.routes_file).routes:
             print(f"{route.name}: {route.playbook} ({route.mode}, {route.severity})")
         return 0
     for problem in problems:

@@ -199,16 +199,7 @@ def _parse_route(raw: Any) -> Route:
         if not VAR_NAME.fullmatch(name) or name in RESERVED_VARS or name.startswith("ansible"):
             raise RouteError(f"vars.{name}: not a variable name a route may set")
         variables[name] = _parse_field(spec, f"vars.{name}")
-    thresholds = raw.get("thresholds") or {}
-    if not isinstance(thresholds, dict) or not all(
-        isinstance(value, int | float) and not isinstance(value, bool) for value in thresholds.values()
-    ):
-        raise RouteError("thresholds must map names to numbers")
-    safety = raw.get("safety") or {}
-    if not isinstance(safety, dict) or set(safety) - SAFETY_KEYS:
-        raise RouteError(f"safety may set only {sorted(SAFETY_KEYS)}")
-    if not all(isinstance(value, int | float) and value >= 0 for value in safety.values()):
-        raise RouteError("safety values must be non-negative numbers")
+    thresholds, safety = _parse_numbers(raw)
     return Route(
         name=str(raw.get("name") or raw["alertname"]),
         alertname=str(raw["alertname"]),
@@ -222,6 +213,21 @@ def _parse_route(raw: Any) -> Route:
         safety=safety,
         runbook=str(raw.get("runbook", "")),
     )
+
+
+def _parse_numbers(raw: dict) -> tuple[dict, dict]:
+    """A route's thresholds and safety overrides, both names to numbers."""
+    thresholds = raw.get("thresholds") or {}
+    if not isinstance(thresholds, dict) or not all(
+        isinstance(value, int | float) and not isinstance(value, bool) for value in thresholds.values()
+    ):
+        raise RouteError("thresholds must map names to numbers")
+    safety = raw.get("safety") or {}
+    if not isinstance(safety, dict) or set(safety) - SAFETY_KEYS:
+        raise RouteError(f"safety may set only {sorted(SAFETY_KEYS)}")
+    if not all(isinstance(value, int | float) and value >= 0 for value in safety.values()):
+        raise RouteError("safety values must be non-negative numbers")
+    return thresholds, safety
 
 
 def _parse_matchers(raw: Any) -> dict:

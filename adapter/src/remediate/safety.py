@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from remediate.store import DECISION_LOCK, Store, Tx, now
 
 log = logging.getLogger("remediate.safety")
 HOUR = 3600.0
+ROUTE_WIDE_REASONS = ("capped", "breaker_open")
 
 
 @dataclass
@@ -39,6 +42,17 @@ class Decision:
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+@dataclass
+class _Batch:
+    """One request's alerts waiting for the next group commit."""
+
+    alerts: list[Alert]
+    source: str
+    decisions: list[Decision] = field(default_factory=list)
+    error: Exception | None = None
+    done: bool = False
 
 
 class EscalationPolicy:
@@ -64,91 +78,131 @@ class Engine:
         self.settings = settings
         self.routes = routes
         self.policy = policy
+        self._pending: list[_Batch] = []
+        self._pending_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
 
     # Intake.
     def ingest(self, store: Store, alerts: list[Alert], source: str) -> list[Decision]:
         """Store the alerts and decide each one, atomically: after this returns, the
-        alerts and every decision are durable."""
-        with store.transaction(DECISION_LOCK) as tx:
-            moment = now()
-            silences = self._silences(tx, moment)
-            return [self._decide(tx, alert, source, moment, silences) for alert in alerts]
+        alerts and every decision are durable.
 
-    def _decide(self, tx: Tx, alert: Alert, source: str, moment: float, silences: list[dict]) -> Decision:
+        Group commit: requests that arrive while a transaction commits are decided
+        together in the next one, each under its own savepoint, so one fsync serves
+        many requests and a request that fails rolls back alone."""
+        batch = _Batch(alerts, source)
+        with self._pending_lock:
+            self._pending.append(batch)
+        with self._commit_lock:
+            if not batch.done:
+                with self._pending_lock:
+                    group, self._pending = self._pending, []
+                self._commit(store, group)
+        if batch.error is not None:
+            raise batch.error
+        counts = Counter(decision.decision for decision in batch.decisions)
+        log.info("alerts decided", extra={"source": source, "alerts": len(alerts), "decisions": dict(counts)})
+        for decision in batch.decisions:
+            if decision.decision == "rejected":
+                log.warning("alert rejected", extra=decision.as_dict())
+        return batch.decisions
+
+    def _commit(self, store: Store, group: list[_Batch]) -> None:
+        try:
+            with store.transaction(DECISION_LOCK) as tx:
+                moment = now()
+                silences = self._silences(tx, moment)
+                for batch in group:
+                    tx.execute("SAVEPOINT batch")
+                    try:
+                        batch.decisions = [self._record(tx, a, batch.source, moment, silences) for a in batch.alerts]
+                    except Exception as error:  # this request fails alone
+                        tx.execute("ROLLBACK TO SAVEPOINT batch")
+                        batch.decisions, batch.error = [], error
+                    tx.execute("RELEASE SAVEPOINT batch")
+        except Exception as error:  # the commit itself failed: nothing of the group is stored
+            for batch in group:
+                batch.error = error
+        for batch in group:
+            batch.done = True
+
+    def _record(self, tx: Tx, alert: Alert, source: str, moment: float, silences: list[dict]) -> Decision:
+        """Decide one alert; store it with its decision and record the decision's event."""
         since = tx.set_firing(alert.key(), alert.status, moment)
         if alert.startsAt is None:  # a generic alert: its episode starts when it was first seen firing
             alert = alert.model_copy(update={"startsAt": datetime.fromtimestamp(since, UTC)})
         body = alert.as_contract()
         incident_id = alert.incident_id()
-        alert_id = tx.insert_alert(source=source, alert=body, incident_id=incident_id, now=moment)
-        decision = Decision(alert_id, body["fingerprint"], alert.alertname, incident_id, None, "", "")
+        route, kind, reason, run_id = self._decide(tx, alert, body, incident_id, moment=moment, silences=silences)
+        alert_id = tx.insert_alert(
+            source=source,
+            alert=body,
+            incident_id=incident_id,
+            now=moment,
+            route=route,
+            decision=kind,
+            reason=reason,
+            run_id=run_id,
+        )
+        tx.event(incident_id, kind, reason, now=moment, run_id=run_id, alert_id=alert_id, data={"route": route})
+        return Decision(alert_id, body["fingerprint"], alert.alertname, incident_id, route, kind, reason, run_id)
 
-        def decide(kind: str, reason: str, run_id: int | None = None) -> Decision:
-            decision.decision, decision.reason, decision.run_id = kind, reason, run_id
-            tx.decide_alert(alert_id, route=decision.route, decision=kind, reason=reason, run_id=run_id)
-            tx.event(
-                incident_id, kind, reason, now=moment, run_id=run_id, alert_id=alert_id, data={"route": decision.route}
-            )
-            log.info(
-                "alert %s",
-                kind,
-                extra={
-                    "alert_id": alert_id,
-                    "incident": incident_id,
-                    "route": decision.route,
-                    "decision": kind,
-                    "reason": reason,
-                    "run_id": run_id,
-                },
-            )
-            return decision
-
+    def _decide(
+        self, tx: Tx, alert: Alert, body: dict, incident_id: str, *, moment: float, silences: list[dict]
+    ) -> tuple[str | None, str, str, int | None]:
+        """(route name, decision, reason, run id) for one alert."""
         problem = contract_problem(alert)
         if problem:
-            return decide("rejected", f"input contract: {problem}; nothing runs")
+            return None, "rejected", f"input contract: {problem}; nothing runs", None
         route = self.routes.match(alert.labels)
         if route is None:
-            return decide("no_route", f"no route for alertname {alert.alertname!r}; nothing runs")
-        decision.route = route.name
+            return None, "no_route", f"no route for alertname {alert.alertname!r}; nothing runs", None
         try:
             target, variables = route.resolve(alert.labels)
         except Rejected as error:
-            return decide("rejected", f"{error}; nothing runs")
+            return route.name, "rejected", f"{error}; nothing runs", None
         key = target_key(target)
         base = {"alert": body, "target": target, "incident_id": incident_id, "severity": route.severity}
         if alert.status == "resolved":
-            return decide("resolved", self._resolve(tx, route, key, body["fingerprint"], base, moment))
+            return route.name, "resolved", self._resolve(tx, route, key, base, moment=moment), None
         silence = next((s for s in silences if _matches(s["matchers"], alert.labels)), None)
         if silence is not None:
-            return decide("silenced", f"silenced until {silence['ends_at']:.0f}: {silence['comment'] or 'no comment'}")
+            reason = f"silenced until {silence['ends_at']:.0f}: {silence['comment'] or 'no comment'}"
+            return route.name, "silenced", reason, None
+        return (route.name, *self._firing(tx, route, key, base, variables=variables, moment=moment))
 
-        _, breaker_open = tx.breaker(route.name)
-        if breaker_open:
-            run_id = self.escalate(tx, route, key, base, "breaker_open", moment)
-            return decide("breaker_open", "the route's circuit breaker is open (notify only until reset)", run_id)
+    def _firing(
+        self, tx: Tx, route: Route, key: str, base: dict, *, variables: dict, moment: float
+    ) -> tuple[str, str, int | None]:
+        """The safety rules for a firing, routed, valid alert: (decision, reason, run id)."""
+        fingerprint = base["alert"]["fingerprint"]
+        if tx.breaker(route.name)[1]:
+            run_id = self.escalate(tx, route, key, base, reason="breaker_open", moment=moment)
+            return "breaker_open", "the route's circuit breaker is open (notify only until reset)", run_id
         if route.mode == "notify_only":
-            run_id = self.escalate(tx, route, key, base, "notify_only", moment)
-            return decide("notify_only", "the route is notify_only", run_id)
-
+            return (
+                "notify_only",
+                "the route is notify_only",
+                self.escalate(tx, route, key, base, reason="notify_only", moment=moment),
+            )
         existing = tx.active_run("remediate", route.name, key)
         if existing is not None:
-            tx.add_member(existing, body["fingerprint"])
-            return decide("deduplicated", f"joins run {existing}, already queued or running for this target", existing)
-
+            tx.add_member(existing, fingerprint)
+            return "deduplicated", f"joins run {existing}, already queued or running for this target", existing
         cooldown = 60 * route.safety.get("cooldown_minutes", self.settings.safety.cooldown_minutes)
         last = tx.last_finished(route.name, key)
         if last is not None and moment - last < cooldown:
-            run_id = self.escalate(tx, route, key, base, "cooldown", moment)
-            return decide(
-                "cooled_down",
-                f"a run for this target finished {moment - last:.0f} s ago (cooldown {cooldown:.0f} s): escalated",
-                run_id,
-            )
+            run_id = self.escalate(tx, route, key, base, reason="cooldown", moment=moment)
+            reason = f"a run for this target finished {moment - last:.0f} s ago (cooldown {cooldown:.0f} s): escalated"
+            return "cooled_down", reason, run_id
         capped = self._cap_reached(tx, route, key, moment)
         if capped:
-            run_id = self.escalate(tx, route, key, base, "capped", moment)
-            return decide("capped", f"{capped}: escalated", run_id)
+            return "capped", f"{capped}: escalated", self.escalate(tx, route, key, base, reason="capped", moment=moment)
+        return self._queue(tx, route, key, base, variables=variables, moment=moment)
 
+    def _queue(
+        self, tx: Tx, route: Route, key: str, base: dict, *, variables: dict, moment: float
+    ) -> tuple[str, str, int | None]:
         mode = route.mode
         if self.settings.safety.dry_run and mode in ("auto", "approve"):
             mode = "dry_run"
@@ -163,18 +217,20 @@ class Engine:
             kind="remediate",
             route=route.name,
             target_key=key,
-            incident_id=incident_id,
+            incident_id=base["incident_id"],
             playbook=route.playbook,
             mode=mode,
             state="awaiting_approval" if approval else "queued",
             extravars=extravars,
             now=moment,
             expires_at=moment + timeout if approval else None,
+            reason="waits for approval" if approval else f"alert {base['alert']['labels'].get('alertname', '')}",
         )
-        tx.add_member(run_id, body["fingerprint"])
+        tx.add_member(run_id, base["alert"]["fingerprint"])
+        tx.count_run(_cap_scopes(route, key), moment)
         if approval:
-            return decide("awaiting_approval", f"run {run_id} waits for approval for {timeout:.0f} s", run_id)
-        return decide("accepted", f"run {run_id} queued ({mode})", run_id)
+            return "awaiting_approval", f"run {run_id} waits for approval for {timeout:.0f} s", run_id
+        return "accepted", f"run {run_id} queued ({mode})", run_id
 
     def _silences(self, tx: Tx, moment: float) -> list[dict]:
         static = [
@@ -186,19 +242,21 @@ class Engine:
 
     def _cap_reached(self, tx: Tx, route: Route, key: str, moment: float) -> str | None:
         caps = self.settings.safety.caps
-        since = moment - HOUR
-        per_target = route.safety.get("per_target_per_hour", caps.per_target_per_hour)
-        per_route = route.safety.get("per_route_per_hour", caps.per_route_per_hour)
-        if tx.count_runs_since(since, route=route.name, target_key=key) >= per_target:
-            return f"cap: {per_target} runs per target per hour"
-        if tx.count_runs_since(since, route=route.name) >= per_route:
-            return f"cap: {per_route} runs of this route per hour"
-        if tx.count_runs_since(since) >= caps.total_per_hour:
-            return f"cap: {caps.total_per_hour} runs per hour in total"
+        scopes = _cap_scopes(route, key)
+        counts = tx.count_runs(scopes, moment - HOUR)
+        limits = (
+            (route.safety.get("per_target_per_hour", caps.per_target_per_hour), "runs per target per hour"),
+            (route.safety.get("per_route_per_hour", caps.per_route_per_hour), "runs of this route per hour"),
+            (caps.total_per_hour, "runs per hour in total"),
+        )
+        for scope, (limit, what) in zip(scopes, limits, strict=True):
+            if counts[scope] >= limit:
+                return f"cap: {limit} {what}"
         return None
 
-    def _resolve(self, tx: Tx, route: Route, key: str, fingerprint: str, base: dict, moment: float) -> str:
+    def _resolve(self, tx: Tx, route: Route, key: str, base: dict, *, moment: float) -> str:
         """Cancel what has not started for a resolved alert; tell people if it was escalated."""
+        fingerprint = base["alert"]["fingerprint"]
         canceled = []
         for run_id in tx.runs_of_fingerprint(fingerprint, ("queued", "awaiting_approval")):
             if not tx.any_firing(run_id):
@@ -226,8 +284,15 @@ class Engine:
         return reason
 
     # Escalation.
-    def escalate(self, tx: Tx, route: Route, key: str, base: dict, reason: str, moment: float) -> int | None:
-        """Tell people now (a notify run) and start the policy's timers for the incident."""
+    def escalate(self, tx: Tx, route: Route, key: str, base: dict, *, reason: str, moment: float) -> int | None:
+        """Tell people now (a notify run) and start the policy's timers for the incident.
+
+        A cap or an open breaker is a route-wide state that a storm hits once per
+        target: people get one message per route while one is on its way, and no
+        per-incident timers, instead of thousands of pages."""
+        if reason in ROUTE_WIDE_REASONS:
+            tx.event(base["incident_id"], "escalated", reason, now=moment, data={"route": route.name})
+            return self.notify(tx, route.name, "route-wide", base, moment, event="update", reason=reason)
         steps = self.policy.steps(route.severity, route.playbook, route.alertname)
         fingerprint = base["alert"]["fingerprint"]
         started = (
@@ -281,3 +346,8 @@ class Engine:
 
 def _matches(matchers: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(name) == value for name, value in matchers.items())
+
+
+def _cap_scopes(route: Route, key: str) -> tuple[str, str, str]:
+    """The run counters a cap reads: per target, per route, in total."""
+    return f"target:{route.name}:{key}", f"route:{route.name}", "total"

@@ -92,48 +92,36 @@ class SilenceIn(BaseModel):
     comment: str = Field("", max_length=1024)
 
 
-def create_app(store: Store, engine: Engine, workers: Workers, authenticator: Authenticator, max_body: int) -> FastAPI:
-    app = FastAPI(title="remediate", version="0.1.0", docs_url=None, redoc_url=None)
-    metrics = workers.metrics
+class Api:
+    """What every endpoint needs: the store, the engine, the workers and the checks."""
 
-    @app.exception_handler(HTTPProblem)
-    async def problem(request: Request, error: HTTPProblem) -> JSONResponse:
-        route = request.scope.get("route")
-        metrics.requests.labels(endpoint=getattr(route, "path", "unmatched"), code=str(error.status)).inc()
-        return JSONResponse({"error": error.message}, status_code=error.status)
+    def __init__(self, store: Store, engine: Engine, workers: Workers, authenticator: Authenticator, max_body: int):
+        self.store = store
+        self.engine = engine
+        self.workers = workers
+        self.authenticator = authenticator
+        self.max_body = max_body
+        self.metrics = workers.metrics
 
-    @app.exception_handler(RequestValidationError)
-    async def bad_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        return await problem(
-            request,
-            HTTPProblem(
-                400,
-                "invalid request: "
-                + "; ".join(
-                    "%s: %s" % (".".join(str(part) for part in item["loc"]), item["msg"]) for item in error.errors()[:5]
-                ),
-            ),
-        )
-
-    async def read_body(request: Request) -> bytes:
+    async def read_body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_body:
-            raise HTTPProblem(413, f"body over the limit of {max_body} bytes")
+        if declared.isdigit() and int(declared) > self.max_body:
+            raise HTTPProblem(413, f"body over the limit of {self.max_body} bytes")
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
-            if size > max_body:
-                raise HTTPProblem(413, f"body over the limit of {max_body} bytes")
+            if size > self.max_body:
+                raise HTTPProblem(413, f"body over the limit of {self.max_body} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def authenticated(request: Request) -> tuple[str, bytes]:
+    async def authenticated(self, request: Request) -> tuple[str, bytes]:
         """(principal, body): 401 before anything is read or stored when nobody is recognised."""
-        principal = authenticator.principal(request, None)
+        principal = self.authenticator.principal(request, None)
         body = None
-        if principal is None and authenticator.needs_body(request):
-            body = await read_body(request)
-            principal = authenticator.principal(request, body)
+        if principal is None and self.authenticator.needs_body(request):
+            body = await self.read_body(request)
+            principal = self.authenticator.principal(request, body)
         if principal is None:
             log.warning(
                 "unauthenticated request refused",
@@ -141,113 +129,135 @@ def create_app(store: Store, engine: Engine, workers: Workers, authenticator: Au
             )
             raise HTTPProblem(401, "authentication required")
         if body is None:
-            body = await read_body(request)
+            body = await self.read_body(request)
         return principal, body
 
-    def parse(model, body: bytes):
-        try:
-            return model.model_validate_json(body)
-        except ValidationError as error:
-            problems = [
-                "%s: %s" % (".".join(str(part) for part in item["loc"]) or "body", item["msg"])
-                for item in error.errors(include_url=False, include_input=False)[:5]
-            ]
-            raise HTTPProblem(400, "invalid payload: " + "; ".join(problems)) from None
-
-    async def ingest(alerts: list[Alert], source: str) -> dict:
-        decisions = await run_in_threadpool(engine.ingest, store, alerts, source)
-        for decision in decisions:
-            metrics.decisions.labels(kind=decision.decision).inc()
+    async def ingest(self, request: Request, model, source: str) -> JSONResponse:
+        started = time.perf_counter()
+        _, body = await self.authenticated(request)
+        parsed = _parse(model, body)
+        alerts = parsed.alerts if isinstance(parsed, WebhookPayload) else [parsed]
+        decisions = await run_in_threadpool(self.engine.ingest, self.store, alerts, source)
         for alert, decision in zip(alerts, decisions, strict=True):
-            metrics.alerts.labels(status=alert.status, route=decision.route or "").inc()
-        workers.wake()
-        return {"received": len(decisions), "decisions": [decision.as_dict() for decision in decisions]}
+            self.metrics.decisions.labels(kind=decision.decision).inc()
+            self.metrics.alerts.labels(status=alert.status, route=decision.route or "").inc()
+        self.workers.wake()
+        self.metrics.answer_latency.observe(time.perf_counter() - started)
+        self.metrics.requests.labels(endpoint=request.url.path, code="200").inc()
+        return JSONResponse({"received": len(decisions), "decisions": [decision.as_dict() for decision in decisions]})
 
+
+def create_app(store: Store, engine: Engine, workers: Workers, authenticator: Authenticator, max_body: int) -> FastAPI:
+    app = FastAPI(title="remediate", version="0.1.0", docs_url=None, redoc_url=None)
+    api = Api(store, engine, workers, authenticator, max_body)
+
+    @app.exception_handler(HTTPProblem)
+    async def problem(request: Request, error: HTTPProblem) -> JSONResponse:
+        route = request.scope.get("route")
+        api.metrics.requests.labels(endpoint=getattr(route, "path", "unmatched"), code=str(error.status)).inc()
+        return JSONResponse({"error": error.message}, status_code=error.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        return await problem(request, HTTPProblem(400, "invalid request: " + _problems(error.errors())))
+
+    _intake_endpoints(app, api)
+    _people_endpoints(app, api)
+    _read_endpoints(app, api)
+    return app
+
+
+def _intake_endpoints(app: FastAPI, api: Api) -> None:
     @app.post("/api/v1/alertmanager", summary="Alertmanager webhook (version 4)")
     async def alertmanager(request: Request) -> JSONResponse:
-        started = time.perf_counter()
-        _, body = await authenticated(request)
-        payload = parse(WebhookPayload, body)
-        answer = await ingest(payload.alerts, "alertmanager")
-        metrics.answer_latency.observe(time.perf_counter() - started)
-        metrics.requests.labels(endpoint="/api/v1/alertmanager", code="200").inc()
-        return JSONResponse(answer)
+        return await api.ingest(request, WebhookPayload, "alertmanager")
 
     @app.post("/api/v1/alerts", summary="One generic alert")
     async def generic_alert(request: Request) -> JSONResponse:
-        started = time.perf_counter()
-        _, body = await authenticated(request)
-        alert = parse(Alert, body)
-        answer = await ingest([alert], "generic")
-        metrics.answer_latency.observe(time.perf_counter() - started)
-        metrics.requests.labels(endpoint="/api/v1/alerts", code="200").inc()
-        return JSONResponse(answer)
+        return await api.ingest(request, Alert, "generic")
 
+
+def _people_endpoints(app: FastAPI, api: Api) -> None:
     @app.post("/api/v1/runs/{run_id}/approve", summary="Approve a run that waits for a person")
     async def approve(run_id: int, request: Request) -> JSONResponse:
-        principal, _ = await authenticated(request)
-        outcome = await run_in_threadpool(workers.approve, run_id, principal)
+        principal, _ = await api.authenticated(request)
+        outcome = await run_in_threadpool(api.workers.approve, run_id, principal)
         if outcome != "approved":
             raise HTTPProblem(404 if outcome == "no such run" else 409, outcome)
         return JSONResponse({"run_id": run_id, "outcome": outcome})
 
     @app.post("/api/v1/runs/{run_id}/cancel", summary="Cancel a queued, waiting or running run")
     async def cancel(run_id: int, request: Request) -> JSONResponse:
-        principal, _ = await authenticated(request)
-        outcome = await run_in_threadpool(workers.cancel, run_id, principal)
+        principal, _ = await api.authenticated(request)
+        outcome = await run_in_threadpool(api.workers.cancel, run_id, principal)
         if outcome not in ("canceled", "cancel requested"):
             raise HTTPProblem(404 if outcome == "no such run" else 409, outcome)
         return JSONResponse({"run_id": run_id, "outcome": outcome})
 
     @app.post("/api/v1/breakers/{route}/reset", summary="Close a route's circuit breaker")
     async def reset_breaker(route: str, request: Request) -> JSONResponse:
-        principal, _ = await authenticated(request)
-        if engine.routes.by_name(route) is None:
+        principal, _ = await api.authenticated(request)
+        if api.engine.routes.by_name(route) is None:
             raise HTTPProblem(404, "no such route")
-        await run_in_threadpool(workers.reset_breaker, route, principal)
+        await run_in_threadpool(api.workers.reset_breaker, route, principal)
         return JSONResponse({"route": route, "outcome": "reset"})
 
     @app.post("/api/v1/silences", summary="Silence alerts matching labels for some minutes")
     async def add_silence(request: Request) -> JSONResponse:
-        principal, body = await authenticated(request)
-        silence = parse(SilenceIn, body)
+        principal, body = await api.authenticated(request)
+        silence = _parse(SilenceIn, body)
         silence_id = await run_in_threadpool(
-            workers.add_silence, silence.matchers, silence.minutes * 60, principal, silence.comment
+            api.workers.add_silence, silence.matchers, silence.minutes * 60, principal, silence.comment
         )
         return JSONResponse({"id": silence_id})
 
+
+def _read_endpoints(app: FastAPI, api: Api) -> None:
     @app.get("/api/v1/incidents", summary="Recent incidents")
     async def incidents(request: Request) -> JSONResponse:
-        await authenticated(request)
-        return JSONResponse(await run_in_threadpool(store.incidents))
+        await api.authenticated(request)
+        return JSONResponse(await run_in_threadpool(api.store.incidents))
 
     @app.get("/api/v1/incidents/{incident_id}", summary="One incident's timeline")
     async def timeline(incident_id: str, request: Request) -> JSONResponse:
-        await authenticated(request)
-        events = await run_in_threadpool(store.timeline, incident_id)
+        await api.authenticated(request)
+        events = await run_in_threadpool(api.store.timeline, incident_id)
         if not events:
             raise HTTPProblem(404, "no such incident")
         return JSONResponse({"id": incident_id, "timeline": events})
 
     @app.get("/api/v1/runs", summary="Runs, optionally by state")
     async def runs(request: Request, state: str | None = None) -> JSONResponse:
-        await authenticated(request)
+        await api.authenticated(request)
         states = tuple(state.split(",")) if state else None
-        return JSONResponse(await run_in_threadpool(store.runs, states=states))
+        return JSONResponse(await run_in_threadpool(api.store.runs, states=states))
 
     @app.get("/healthz", summary="Liveness and store reachability")
     async def healthz() -> JSONResponse:
         try:
-            depth = await run_in_threadpool(store.queue_depth)
+            depth = await run_in_threadpool(api.store.queue_depth)
         except Exception as error:  # the store is down: say so, do not crash
             return JSONResponse({"status": "unavailable", "error": type(error).__name__}, status_code=503)
         return JSONResponse({"status": "ok", "queue_depth": depth})
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def prometheus_metrics() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return PlainTextResponse(generate_latest(api.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    return app
+
+def _parse(model, body: bytes):
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as error:
+        problems = _problems(error.errors(include_url=False, include_input=False))
+        raise HTTPProblem(400, "invalid payload: " + problems) from None
+
+
+def _problems(errors: list[dict]) -> str:
+    """The first few validation errors as 'where: what', never the offending input."""
+    return "; ".join(
+        "%s: %s" % (".".join(str(part) for part in item["loc"]) or "body", item["msg"]) for item in errors[:5]
+    )
 
 
 def _lines(path: Path | None) -> list[str]:

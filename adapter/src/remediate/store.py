@@ -69,13 +69,20 @@ CREATE TABLE IF NOT EXISTS runs (
   finished_at DOUBLE PRECISION,
   owner TEXT,
   attempt INTEGER NOT NULL DEFAULT 1,
+  outcome TEXT NOT NULL DEFAULT '',
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
   host_stats TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS runs_one_active ON runs (kind, route, target_key)
   WHERE state IN ('queued', 'awaiting_approval', 'running');
 CREATE INDEX IF NOT EXISTS runs_state ON runs (state, id);
 CREATE INDEX IF NOT EXISTS runs_route_target ON runs (route, target_key, created_at);
-CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
+CREATE TABLE IF NOT EXISTS run_counts (
+  scope TEXT NOT NULL,
+  minute BIGINT NOT NULL,
+  runs INTEGER NOT NULL,
+  PRIMARY KEY (scope, minute)
+);
 CREATE TABLE IF NOT EXISTS run_alerts (
   run_id BIGINT NOT NULL,
   fingerprint TEXT NOT NULL,
@@ -181,10 +188,21 @@ class Tx:
         return row[0] if row else None
 
     # Alerts and the firing state of each fingerprint.
-    def insert_alert(self, *, source: str, alert: dict, incident_id: str, now: float) -> int:
+    def insert_alert(
+        self,
+        *,
+        source: str,
+        alert: dict,
+        incident_id: str,
+        now: float,
+        route: str | None,
+        decision: str,
+        reason: str,
+        run_id: int | None,
+    ) -> int:
         return self.scalar(
-            "INSERT INTO alerts (received_at, source, fingerprint, alertname, status, incident_id,"
-            " decision, reason, body) VALUES (?, ?, ?, ?, ?, ?, 'received', '', ?) RETURNING id",
+            "INSERT INTO alerts (received_at, source, fingerprint, alertname, status, incident_id, route,"
+            " decision, reason, run_id, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 now,
                 source,
@@ -192,14 +210,12 @@ class Tx:
                 alert["labels"].get("alertname", ""),
                 alert["status"],
                 incident_id,
+                route,
+                decision,
+                reason,
+                run_id,
                 json.dumps(alert),
             ),
-        )
-
-    def decide_alert(self, alert_id: int, *, route: str | None, decision: str, reason: str, run_id: int | None):
-        self.execute(
-            "UPDATE alerts SET route = ?, decision = ?, reason = ?, run_id = ? WHERE id = ?",
-            (route, decision, reason, run_id, alert_id),
         )
 
     def set_firing(self, fingerprint: str, status: str, now: float) -> float:
@@ -277,23 +293,35 @@ class Tx:
             (route, target_key),
         )
 
-    def count_runs_since(self, since: float, *, route: str | None = None, target_key: str | None = None) -> int:
-        sql = "SELECT count(*) FROM runs WHERE kind = 'remediate' AND created_at >= ? AND state NOT IN ('canceled', 'expired')"
-        args: list = [since]
-        if route is not None:
-            sql += " AND route = ?"
-            args.append(route)
-        if target_key is not None:
-            sql += " AND target_key = ?"
-            args.append(target_key)
-        return self.scalar(sql, tuple(args))
+    def count_runs(self, scopes: tuple[str, ...], since: float) -> dict[str, int]:
+        """Remediation runs created in each scope (``total``, ``route:R``, ``target:R:K``) since
+        then, from per-minute counts: the window starts at its minute, so a cap errs safe."""
+        marks = ", ".join("?" for _ in scopes)
+        counts = dict.fromkeys(scopes, 0)
+        counts.update(
+            self.all(
+                f"SELECT scope, sum(runs) FROM run_counts WHERE scope IN ({marks}) AND minute >= ? GROUP BY scope",
+                (*scopes, int(since // 60)),
+            )
+        )
+        return counts
+
+    def count_run(self, scopes: tuple[str, ...], now: float) -> None:
+        sql = (
+            "INSERT INTO run_counts (scope, minute, runs) VALUES (?, ?, 1)"
+            " ON CONFLICT (scope, minute) DO UPDATE SET runs = run_counts.runs + 1"
+        )
+        if self._placeholder != "?":
+            sql = sql.replace("?", self._placeholder)
+        self._cursor.executemany(sql, [(scope, int(now // 60)) for scope in scopes])
 
     def runs_of_fingerprint(self, fingerprint: str, states: tuple[str, ...]) -> list[int]:
         marks = ", ".join("?" for _ in states)
         return [
             row[0]
             for row in self.all(
-                f"SELECT r.id FROM runs r JOIN run_alerts m ON m.run_id = r.id WHERE m.fingerprint = ? AND r.state IN ({marks})",
+                "SELECT r.id FROM runs r JOIN run_alerts m ON m.run_id = r.id"
+                f" WHERE m.fingerprint = ? AND r.state IN ({marks})",
                 (fingerprint, *states),
             )
         ]
@@ -304,14 +332,11 @@ class Tx:
         row = self.one(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
         return Run.from_row(row) if row else None
 
-    def finish_run(self, run_id: int, state: str, reason: str, now: float, host_stats: dict | None = None) -> None:
+    def finish_run(self, run_id: int, state: str, outcome: str, now: float, host_stats: dict | None = None) -> None:
         self.execute(
-            "UPDATE runs SET state = ?, reason = ?, finished_at = ?, host_stats = ? WHERE id = ?",
-            (state, reason, now, json.dumps(host_stats) if host_stats is not None else None, run_id),
+            "UPDATE runs SET state = ?, outcome = ?, finished_at = ?, host_stats = ? WHERE id = ?",
+            (state, outcome, now, json.dumps(host_stats) if host_stats is not None else None, run_id),
         )
-
-    def count_running(self) -> int:
-        return self.scalar("SELECT count(*) FROM runs WHERE state = 'running'")
 
     # Events: every decision and every step of a run, with its reason.
     def event(
@@ -359,7 +384,9 @@ class Store:
     placeholder = "?"
 
     @contextlib.contextmanager
-    def transaction(self, lock: int | None = None) -> Iterator[Tx]:
+    def transaction(self, lock: int | None = None, *, write: bool = False) -> Iterator[Tx]:
+        """A transaction; ``lock`` serialises it with others holding the same lock (an
+        advisory lock on PostgreSQL), ``write`` says it writes without needing one."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -412,7 +439,7 @@ class Store:
     def runs(self, *, states: tuple[str, ...] | None = None, limit: int = 1000) -> list[dict]:
         sql = (
             "SELECT id, kind, route, target_key, incident_id, playbook, mode, state, reason, created_at,"
-            " started_at, finished_at, attempt, host_stats, approved_by FROM runs"
+            " started_at, finished_at, attempt, host_stats, approved_by, outcome FROM runs"
         )
         args: tuple = ()
         if states:
@@ -421,17 +448,13 @@ class Store:
         sql += " ORDER BY id LIMIT ?"
         names = (
             "id kind route target_key incident_id playbook mode state reason created_at started_at finished_at"
-            " attempt host_stats approved_by"
+            " attempt host_stats approved_by outcome"
         ).split()
         with self.transaction() as tx:
             return [
                 {**dict(zip(names, row, strict=True)), "host_stats": json.loads(row[13]) if row[13] else None}
                 for row in tx.all(sql, (*args, limit))
             ]
-
-    def alert_counts(self) -> dict[str, int]:
-        with self.transaction() as tx:
-            return dict(tx.all("SELECT decision, count(*) FROM alerts GROUP BY decision"))
 
     def queue_depth(self) -> int:
         with self.transaction() as tx:
@@ -454,6 +477,7 @@ class SQLiteStore(Store):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
+        self._writer = threading.Lock()
 
     def _connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
@@ -468,10 +492,19 @@ class SQLiteStore(Store):
         return connection
 
     @contextlib.contextmanager
-    def transaction(self, lock: int | None = None) -> Iterator[Tx]:
+    def transaction(self, lock: int | None = None, *, write: bool = False) -> Iterator[Tx]:
         connection = self._connection()
-        # Writers take the database's write lock at BEGIN: no upgrade deadlocks.
-        connection.execute("BEGIN IMMEDIATE" if lock is not None else "BEGIN")
+        if lock is None and not write:
+            yield from self._run(connection, "BEGIN")
+            return
+        # Writers take the database's write lock at BEGIN (no upgrade deadlocks), one
+        # thread at a time: threads wait on a lock, not in SQLite's busy-retry sleeps.
+        with self._writer:
+            yield from self._run(connection, "BEGIN IMMEDIATE")
+
+    @staticmethod
+    def _run(connection: sqlite3.Connection, begin: str) -> Iterator[Tx]:
+        connection.execute(begin)
         try:
             yield Tx(connection.cursor(), "?")
         except BaseException:
@@ -503,7 +536,7 @@ class PostgresStore(Store):
         self._free = threading.BoundedSemaphore(max_connections)
 
     @contextlib.contextmanager
-    def transaction(self, lock: int | None = None) -> Iterator[Tx]:
+    def transaction(self, lock: int | None = None, *, write: bool = False) -> Iterator[Tx]:
         with self._free:
             connection = self._pool.getconn()
             try:

@@ -21,7 +21,6 @@ log = logging.getLogger("remediate.worker")
 HEARTBEAT_SECONDS = 5.0
 STALE_AFTER_SECONDS = 30.0
 FAILED_RESULTS = ("failed", "timeout")
-CANCEL_REQUESTED = "cancel requested"
 
 
 class Workers:
@@ -65,12 +64,13 @@ class Workers:
         with self.store.transaction(CLAIM_LOCK) as tx:
             running = tx.scalar("SELECT count(*) FROM runs WHERE state = 'running' AND kind = 'remediate'")
             kinds = "('remediate', 'notify')" if running < caps.concurrent_runs else "('notify')"
-            # One playbook at a time acts on a target, whichever route started it.
+            # One playbook at a time acts on a target, whichever route started it;
+            # messages to people go before remediations waiting in the queue.
             rows = tx.all(
                 f"SELECT id FROM runs WHERE state = 'queued' AND kind IN {kinds}"
                 " AND (kind = 'notify' OR target_key NOT IN"
                 " (SELECT target_key FROM runs WHERE state = 'running' AND kind = 'remediate'))"
-                f" ORDER BY id LIMIT 20{self._skip_locked}"
+                f" ORDER BY CASE kind WHEN 'notify' THEN 0 ELSE 1 END, id LIMIT 20{self._skip_locked}"
             )
             moment = now()
             for (run_id,) in rows:
@@ -104,12 +104,12 @@ class Workers:
 
         def on_event(event: dict) -> None:
             kind = event.pop("kind")
-            with self.store.transaction() as tx:
+            with self.store.transaction(write=True) as tx:
                 tx.event(run.incident_id, kind, event.get("task", ""), now=now(), run_id=run.id, data=event)
 
         def should_cancel() -> bool:
             with self.store.transaction() as tx:
-                return tx.scalar("SELECT reason FROM runs WHERE id = ?", (run.id,)) == CANCEL_REQUESTED
+                return bool(tx.scalar("SELECT cancel_requested FROM runs WHERE id = ?", (run.id,)))
 
         try:
             result = self.executor.run(run, on_event, should_cancel)
@@ -156,10 +156,11 @@ class Workers:
                 )
                 self.metrics.decisions.labels(kind="breaker_opened").inc()
         if status in FAILED_RESULTS and route is not None:
-            self.engine.escalate(tx, route, run.target_key, _base(run), "failed", moment)
+            self.engine.escalate(tx, route, run.target_key, _base(run), reason="failed", moment=moment)
 
     def _work(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()  # before claiming: a wake-up that arrives meanwhile is kept
             try:
                 run = self.claim()
             except Exception:
@@ -167,7 +168,6 @@ class Workers:
                 run = None
             if run is None:
                 self._wake.wait(0.5)
-                self._wake.clear()
                 continue
             self.execute(run)
 
@@ -199,7 +199,7 @@ class Workers:
             self.metrics.decisions.labels(kind="expired").inc()
             route = self.engine.routes.by_name(run.route)
             if route is not None:
-                self.engine.escalate(tx, route, run.target_key, _base(run), "expired", moment)
+                self.engine.escalate(tx, route, run.target_key, _base(run), reason="expired", moment=moment)
 
     def _escalation_steps(self, tx: Tx, moment: float) -> None:
         for row in tx.all(
@@ -254,7 +254,7 @@ class Workers:
                     tx.event(run.incident_id, "interrupted", "the adapter died while it ran", now=moment, run_id=run_id)
                     route = self.engine.routes.by_name(run.route)
                     if run.kind == "remediate" and route is not None:
-                        self.engine.escalate(tx, route, run.target_key, _base(run), "interrupted", moment)
+                        self.engine.escalate(tx, route, run.target_key, _base(run), reason="interrupted", moment=moment)
                 recovered.append(run_id)
         if recovered:
             log.warning("recovered interrupted runs", extra={"runs": recovered, "requeued": requeue})
@@ -287,7 +287,7 @@ class Workers:
                 tx.event(run.incident_id, "canceled", f"canceled by {by}", now=moment, run_id=run_id)
                 return "canceled"
             if run.state == "running":
-                tx.execute("UPDATE runs SET reason = ? WHERE id = ?", (CANCEL_REQUESTED, run_id))
+                tx.execute("UPDATE runs SET cancel_requested = 1 WHERE id = ?", (run_id,))
                 tx.event(run.incident_id, "cancel_requested", f"requested by {by}", now=moment, run_id=run_id)
                 return "cancel requested"
             return f"run {run_id} is {run.state}"
