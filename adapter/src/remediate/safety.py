@@ -88,8 +88,8 @@ class Engine:
         alerts and every decision are durable.
 
         Group commit: requests that arrive while a transaction commits are decided
-        together in the next one, each under its own savepoint, so one fsync serves
-        many requests and a request that fails rolls back alone."""
+        together in the next one, so one fsync serves many requests; when that
+        transaction fails, each request is tried alone, so only the failing one fails."""
         batch = _Batch(alerts, source)
         with self._pending_lock:
             self._pending.append(batch)
@@ -109,22 +109,25 @@ class Engine:
 
     def _commit(self, store: Store, group: list[_Batch]) -> None:
         try:
-            with store.transaction(DECISION_LOCK) as tx:
-                moment = now()
-                silences = self._silences(tx, moment)
+            self._decide_group(store, group)
+        except Exception as error:
+            if len(group) == 1:
+                group[0].decisions, group[0].error = [], error
+            else:  # find the request that fails: each alone, so the others are stored
                 for batch in group:
-                    tx.execute("SAVEPOINT batch")
                     try:
-                        batch.decisions = [self._record(tx, a, batch.source, moment, silences) for a in batch.alerts]
-                    except Exception as error:  # this request fails alone
-                        tx.execute("ROLLBACK TO SAVEPOINT batch")
-                        batch.decisions, batch.error = [], error
-                    tx.execute("RELEASE SAVEPOINT batch")
-        except Exception as error:  # the commit itself failed: nothing of the group is stored
-            for batch in group:
-                batch.error = error
+                        self._decide_group(store, [batch])
+                    except Exception as single_error:  # this request fails alone
+                        batch.decisions, batch.error = [], single_error
         for batch in group:
             batch.done = True
+
+    def _decide_group(self, store: Store, group: list[_Batch]) -> None:
+        with store.transaction(DECISION_LOCK) as tx:
+            moment = now()
+            silences = self._silences(tx, moment)
+            for batch in group:
+                batch.decisions = [self._record(tx, alert, batch.source, moment, silences) for alert in batch.alerts]
 
     def _record(self, tx: Tx, alert: Alert, source: str, moment: float, silences: list[dict]) -> Decision:
         """Decide one alert; store it with its decision and record the decision's event."""

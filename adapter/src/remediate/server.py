@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import logging
 import time
+from collections import Counter
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -138,9 +139,13 @@ class Api:
         parsed = _parse(model, body)
         alerts = parsed.alerts if isinstance(parsed, WebhookPayload) else [parsed]
         decisions = await run_in_threadpool(self.engine.ingest, self.store, alerts, source)
-        for alert, decision in zip(alerts, decisions, strict=True):
-            self.metrics.decisions.labels(kind=decision.decision).inc()
-            self.metrics.alerts.labels(status=alert.status, route=decision.route or "").inc()
+        for kind, count in Counter(decision.decision for decision in decisions).items():
+            self.metrics.decisions.labels(kind=kind).inc(count)
+        received = Counter(
+            (alert.status, decision.route or "") for alert, decision in zip(alerts, decisions, strict=True)
+        )
+        for (status, route), count in received.items():
+            self.metrics.alerts.labels(status=status, route=route).inc(count)
         self.workers.wake()
         self.metrics.answer_latency.observe(time.perf_counter() - started)
         self.metrics.requests.labels(endpoint=request.url.path, code="200").inc()
