@@ -12,7 +12,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_fire_routes_and_runs_one_payload_with_progress(tmp_path):
-    server = write_settings(tmp_path / "adapter", [record_route(), record_route("Broken", vars={"fail": {"value": True}})])
+    server = write_settings(
+        tmp_path / "adapter", [record_route(), record_route("Broken", vars={"fail": {"value": True}})]
+    )
     payload = tmp_path / "alert.json"
     payload.write_text(json.dumps(webhook([alert(service="svc-1"), alert("Unrouted")])))
 
