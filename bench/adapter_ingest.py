@@ -6,6 +6,8 @@ no playbook runs, caps set high) receives --alerts alerts in Alertmanager webhoo
 webhook when the last is answered):
 
 - distinct: every alert names a new target (accepted: one queued run each);
+- capped: the same with the adapter's default caps (20 runs per route per hour): the
+  first 20 are accepted, the rest capped and joined to one route-wide message;
 - repeats: --repeats alerts per target (distinct fingerprints, shuffled), so most of
   them join the run already queued for their target (deduplicated).
 
@@ -20,21 +22,27 @@ from __future__ import annotations
 import argparse
 import sys
 
-from adapter_lib import adapter, blast, ms, percentile, report, storm_alerts, table, webhook_bodies
+from adapter_lib import NO_CAPS, adapter, alert, blast, ms, percentile, report, storm_alerts, table, webhook_bodies
 
-VARIANTS = ("distinct", "repeats")
+VARIANTS = ("distinct", "capped", "repeats")
+DEFAULT_PER_ROUTE_CAP = 20
 
 
 def measure(variant: str, args) -> dict:
-    repeats = 1 if variant == "distinct" else args.repeats
+    repeats = args.repeats if variant == "repeats" else 1
     targets = args.alerts // repeats
     bodies = webhook_bodies(storm_alerts(variant, targets, repeats), args.group)
-    warmup = webhook_bodies(storm_alerts("warmup", args.group, 1), args.group)
-    with adapter(workers=0, log_level=args.log_level) as server:
+    if variant == "capped":
+        caps, expected = {}, {"accepted": DEFAULT_PER_ROUTE_CAP, "capped": targets - DEFAULT_PER_ROUTE_CAP}
+    else:
+        caps, expected = NO_CAPS, {"accepted": targets, "deduplicated": targets * (repeats - 1)}
+    # Warm-up with alerts no route takes: nothing queued, no cap used.
+    warmup = webhook_bodies([alert("Warmup", service=f"warmup-{index}") for index in range(args.group)], args.group)
+    with adapter(workers=0, log_level=args.log_level, caps=caps) as server:
         blast(server, warmup, 1)
         result = blast(server, bodies, args.senders, args.max_seconds)
     alerts = sum(result.decisions.values())
-    expected = {"accepted": targets, "deduplicated": targets * (repeats - 1)} if repeats > 1 else {"accepted": targets}
+    expected = {kind: count for kind, count in expected.items() if count}
     return {
         "variant": variant,
         "alerts": alerts,
@@ -60,7 +68,7 @@ def main() -> int:
     parser.add_argument("--group", type=int, default=100, help="alerts per webhook (default 100)")
     parser.add_argument("--senders", type=int, default=4, help="concurrent senders (default 4)")
     parser.add_argument("--repeats", type=int, default=10, help="alerts per target, repeats variant (default 10)")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: distinct,repeats")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: " + ",".join(VARIANTS))
     parser.add_argument("--max-seconds", type=float, default=120, help="stop sending after (default 120)")
     parser.add_argument("--log-level", default="INFO", help="the server's REMEDIATE_LOG_LEVEL (default INFO)")
     parser.add_argument("--min-alerts-per-s", type=float, default=5000, help="target (default 5000)")

@@ -37,10 +37,11 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager
-def adapter(*, workers: int, log_level: str, **overrides) -> Iterator[Adapter]:
-    """`remediate serve` in a temporary folder (SQLite store there), stopped afterwards."""
+def adapter(*, workers: int, log_level: str, caps: dict = NO_CAPS, **overrides) -> Iterator[Adapter]:
+    """`remediate serve` in a temporary folder (SQLite store there), stopped afterwards;
+    ``caps={}`` keeps the adapter's default caps."""
     with tempfile.TemporaryDirectory(prefix="adapter-bench-") as folder:
-        server = write_settings(Path(folder), [record_route()], workers=workers, safety={"caps": NO_CAPS}, **overrides)
+        server = write_settings(Path(folder), [record_route()], workers=workers, safety={"caps": caps}, **overrides)
         os.environ["REMEDIATE_LOG_LEVEL"] = log_level  # Adapter.start passes the environment on
         server.start()
         try:

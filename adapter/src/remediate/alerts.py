@@ -71,9 +71,8 @@ class Alert(BaseModel):
 
     def incident_id(self) -> str:
         """The input contract's default incident id: <fingerprint>-<startsAt digits>."""
-        started = self.startsAt or datetime.now(UTC)
-        digits = re.sub(r"[^0-9]", "", _rfc3339(started))
-        return f"{self.key()}-{digits[:14]}"
+        s = self.startsAt or datetime.now(UTC)
+        return f"{self.key()}-{s.year:04d}{s.month:02d}{s.day:02d}{s.hour:02d}{s.minute:02d}{s.second:02d}"
 
     def as_contract(self) -> dict:
         """The alert as the playbooks' input contract takes it."""

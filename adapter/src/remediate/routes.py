@@ -26,6 +26,7 @@ SAFETY_KEYS = {"cooldown_minutes", "breaker_failures", "approval_timeout_minutes
 SAFETY_KEYS |= {"per_route_per_hour"}
 FIELD_KEYS = {"value", "label", "pattern", "allow", "default", "type"}
 NEVER_FROM_LABELS = {"project_src"}
+TARGET_IDENTITY = ("platform", "host", "namespace", "project_name", "service", "project_src")
 # Variables the adapter sets itself; a route cannot map labels onto them.
 RESERVED_VARS = {"alert", "target", "incident_id", "dry_run", "severity", "thresholds", "incident_records_dir"}
 VAR_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -115,9 +116,8 @@ class RouteTable:
 
 def target_key(target: dict) -> str:
     """A stable key for 'the same target': platform, host, namespace, service, project."""
-    identity = {key: target.get(key) for key in ("platform", "host", "namespace", "project_name", "service")}
-    identity["project_src"] = target.get("project_src")
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+    identity = "\x00".join(str(target.get(key)) for key in TARGET_IDENTITY)
+    return hashlib.sha256(identity.encode()).hexdigest()[:24]
 
 
 def load_routes(path: Path) -> RouteTable:

@@ -55,6 +55,15 @@ class _Batch:
     done: bool = False
 
 
+@dataclass(frozen=True)
+class _Context:
+    """What every decision of one transaction shares."""
+
+    moment: float
+    silences: list[dict]
+    open_breakers: set[str]
+
+
 class EscalationPolicy:
     """The notify role's escalation policy (steps per severity, with overrides)."""
 
@@ -125,18 +134,19 @@ class Engine:
     def _decide_group(self, store: Store, group: list[_Batch]) -> None:
         with store.transaction(DECISION_LOCK) as tx:
             moment = now()
-            silences = self._silences(tx, moment)
+            context = _Context(moment, self._silences(tx, moment), tx.open_breakers())
             for batch in group:
-                batch.decisions = [self._record(tx, alert, batch.source, moment, silences) for alert in batch.alerts]
+                batch.decisions = [self._record(tx, alert, batch.source, context) for alert in batch.alerts]
 
-    def _record(self, tx: Tx, alert: Alert, source: str, moment: float, silences: list[dict]) -> Decision:
+    def _record(self, tx: Tx, alert: Alert, source: str, context: _Context) -> Decision:
         """Decide one alert; store it with its decision and record the decision's event."""
+        moment = context.moment
         since = tx.set_firing(alert.key(), alert.status, moment)
         if alert.startsAt is None:  # a generic alert: its episode starts when it was first seen firing
             alert = alert.model_copy(update={"startsAt": datetime.fromtimestamp(since, UTC)})
         body = alert.as_contract()
         incident_id = alert.incident_id()
-        route, kind, reason, run_id = self._decide(tx, alert, body, incident_id, moment=moment, silences=silences)
+        route, kind, reason, run_id = self._decide(tx, alert, body, incident_id, context)
         alert_id = tx.insert_alert(
             source=source,
             alert=body,
@@ -151,7 +161,7 @@ class Engine:
         return Decision(alert_id, body["fingerprint"], alert.alertname, incident_id, route, kind, reason, run_id)
 
     def _decide(
-        self, tx: Tx, alert: Alert, body: dict, incident_id: str, *, moment: float, silences: list[dict]
+        self, tx: Tx, alert: Alert, body: dict, incident_id: str, context: _Context
     ) -> tuple[str | None, str, str, int | None]:
         """(route name, decision, reason, run id) for one alert."""
         problem = contract_problem(alert)
@@ -166,20 +176,26 @@ class Engine:
             return route.name, "rejected", f"{error}; nothing runs", None
         key = target_key(target)
         base = {"alert": body, "target": target, "incident_id": incident_id, "severity": route.severity}
+        moment = context.moment
         if alert.status == "resolved":
             return route.name, "resolved", self._resolve(tx, route, key, base, moment=moment), None
-        silence = next((s for s in silences if _matches(s["matchers"], alert.labels)), None)
+        silence = next((s for s in context.silences if _matches(s["matchers"], alert.labels)), None)
         if silence is not None:
             reason = f"silenced until {silence['ends_at']:.0f}: {silence['comment'] or 'no comment'}"
             return route.name, "silenced", reason, None
-        return (route.name, *self._firing(tx, route, key, base, variables=variables, moment=moment))
+        return (
+            route.name,
+            *self._firing(
+                tx, route, key, base, variables=variables, moment=moment, open_breakers=context.open_breakers
+            ),
+        )
 
     def _firing(
-        self, tx: Tx, route: Route, key: str, base: dict, *, variables: dict, moment: float
+        self, tx: Tx, route: Route, key: str, base: dict, *, variables: dict, moment: float, open_breakers: set[str]
     ) -> tuple[str, str, int | None]:
         """The safety rules for a firing, routed, valid alert: (decision, reason, run id)."""
         fingerprint = base["alert"]["fingerprint"]
-        if tx.breaker(route.name)[1]:
+        if route.name in open_breakers:
             run_id = self.escalate(tx, route, key, base, reason="breaker_open", moment=moment)
             return "breaker_open", "the route's circuit breaker is open (notify only until reset)", run_id
         if route.mode == "notify_only":
@@ -323,11 +339,14 @@ class Engine:
     def notify(
         self, tx: Tx, route: str, key: str, base: dict, moment: float, *, event: str, reason: str, step=None
     ) -> int | None:
+        # One message per (target, reason) on its way: repeats join it, other reasons do not.
+        key = f"{key}:{reason}"
+        pending = tx.active_run("notify", route, key)
+        if pending is not None:
+            return pending
         extravars = {**base, "dry_run": False, "notify_event": event, "notify_reason": reason}
         if step is not None:
             extravars["escalation_step"] = step
-        # One message per (target, reason) on its way: repeats join it, other reasons do not.
-        key = f"{key}:{reason}"
         run_id = tx.create_run(
             kind="notify",
             route=route,
@@ -340,10 +359,7 @@ class Engine:
             now=moment,
             reason=reason,
         )
-        if run_id is None:  # a message for this target is already on its way
-            run_id = tx.active_run("notify", route, key)
-        else:
-            tx.add_member(run_id, base["alert"]["fingerprint"])
+        tx.add_member(run_id, base["alert"]["fingerprint"])
         return run_id
 
 

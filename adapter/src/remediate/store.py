@@ -356,6 +356,9 @@ class Tx:
         )
 
     # Circuit breakers.
+    def open_breakers(self) -> set[str]:
+        return {route for (route,) in self.all("SELECT route FROM breakers WHERE is_open = 1")}
+
     def breaker(self, route: str) -> tuple[int, bool]:
         row = self.one("SELECT failures, is_open FROM breakers WHERE route = ?", (route,))
         return (row[0], bool(row[1])) if row else (0, False)
