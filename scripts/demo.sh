@@ -22,7 +22,11 @@ project="ir-demo-$$"
 alertmanager="ir-demo-alertmanager-$$"
 adapter_pid=""
 cleanup() {
-  [ -n "$adapter_pid" ] && kill "$adapter_pid" 2>/dev/null && wait "$adapter_pid" 2>/dev/null
+  # Every step runs whatever the one before did (set -e would stop at the first).
+  if [ -n "$adapter_pid" ]; then
+    kill "$adapter_pid" 2>/dev/null || true
+    wait "$adapter_pid" 2>/dev/null || true
+  fi
   docker rm -f "$alertmanager" >/dev/null 2>&1 || true
   docker compose --project-name "$project" --project-directory "$work" down --volumes --timeout 1 >/dev/null 2>&1 || true
   rm -rf "$work"
