@@ -8,8 +8,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from remediate.store import FINAL_STATES
 
-from tests.harness.adapter import FINAL_STATES, adapter_process, alert, record_route, webhook
+from tests.harness.adapter import adapter_process, alert, record_route, webhook
 from tests.harness.ansible import wait_for
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,7 +31,6 @@ from tests.harness.ansible import REPO_ROOT, wait_for
 REMEDIATE = Path(sys.executable).with_name("remediate")
 TEST_COLLECTIONS = REPO_ROOT / "tests" / "adapter" / "collections"
 RECORD_PLAYBOOK = "adapter_test.playbooks.record"
-FINAL_STATES = {"successful", "failed", "timeout", "canceled", "interrupted", "expired"}
 
 
 def free_port() -> int:
@@ -277,4 +275,3 @@ def adapter_process(folder: Path, routes: list[dict], **overrides) -> Iterator[A
         server.stop()
         with contextlib.suppress(ProcessLookupError, TypeError):
             os.killpg(server.process.pid, signal.SIGKILL)
-        time.sleep(0)

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from pythonjsonlogger.json import JsonFormatter
 
 from remediate.alerts import Alert, WebhookPayload
-from remediate.config import REPO_ROOT, Settings, load_settings
+from remediate.config import Settings, load_settings
 from remediate.executor import make_executor
 from remediate.metrics import Metrics
 from remediate.routes import RouteError, check_routes, load_routes
@@ -185,8 +185,7 @@ def cmd_fire(settings: Settings, args) -> int:
 
 
 def cmd_routes(settings: Settings, args) -> int:
-    collections = [Path(p) for p in (settings.executor.collections_path or "").split(":") if p]
-    collections = collections or [REPO_ROOT / ".collections"]
+    collections = [Path(path) for path in settings.executor.collections.split(":") if path]
     problems, unrouted = check_routes(settings.routes_file, collections, settings.catalog_file)
     if not args.check:
         for route in load_routes(settings.routes_file).routes:

@@ -65,6 +65,11 @@ class Executor(Strict):
     # Ansible settings for the runs (no secrets here: they belong in the inventory or vault).
     envvars: dict[str, str] = {}
 
+    @property
+    def collections(self) -> str:
+        """ANSIBLE_COLLECTIONS_PATH for the runs: the setting, else the checkout's .collections."""
+        return self.collections_path or str(REPO_ROOT / ".collections")
+
 
 class Settings(Strict):
     listen_host: str = "127.0.0.1"

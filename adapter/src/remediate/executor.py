@@ -25,7 +25,6 @@ class RunResult:
     status: str  # successful | failed | timeout | canceled
     rc: int | None
     host_stats: dict
-    artifacts: str
 
 
 class Executor(Protocol):
@@ -110,7 +109,6 @@ class LocalRunner:
                 status=runner.status,
                 rc=runner.rc,
                 host_stats=runner.stats or {},
-                artifacts=str(private_data_dir / "artifacts" / "run"),
             )
         finally:
             shutil.rmtree(private_data_dir / "env", ignore_errors=True)
@@ -120,7 +118,7 @@ class LocalRunner:
     def _envvars(self) -> dict[str, str]:
         envvars = {
             "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-            "ANSIBLE_COLLECTIONS_PATH": self.settings.executor.collections_path or str(REPO_ROOT / ".collections"),
+            "ANSIBLE_COLLECTIONS_PATH": self.settings.executor.collections,
             "ANSIBLE_FORCE_COLOR": "0",
         }
         if self.settings.incident_records_dir is not None:

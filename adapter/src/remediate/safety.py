@@ -279,11 +279,7 @@ class Engine:
         canceled = []
         for run_id in tx.runs_of_fingerprint(fingerprint, ("queued", "awaiting_approval")):
             if not tx.any_firing(run_id):
-                tx.finish_run(run_id, "canceled", "the alert resolved before the run started", moment)
-                run = tx.get_run(run_id)
-                tx.event(
-                    run.incident_id, "canceled", "the alert resolved before the run started", now=moment, run_id=run_id
-                )
+                tx.end_run(tx.get_run(run_id), "canceled", "the alert resolved before the run started", moment)
                 canceled.append(run_id)
         pending = tx.all(
             "SELECT DISTINCT incident_id FROM escalations WHERE fingerprint = ? AND state IN ('pending', 'sent')",
@@ -309,8 +305,8 @@ class Engine:
         A cap or an open breaker is a route-wide state that a storm hits once per
         target: people get one message per route while one is on its way, and no
         per-incident timers, instead of thousands of pages."""
+        tx.event(base["incident_id"], "escalated", reason, now=moment, data={"route": route.name})
         if reason in ROUTE_WIDE_REASONS:
-            tx.event(base["incident_id"], "escalated", reason, now=moment, data={"route": route.name})
             return self.notify(tx, route.name, "route-wide", base, moment, event="update", reason=reason)
         steps = self.policy.steps(route.severity, route.playbook, route.alertname)
         fingerprint = base["alert"]["fingerprint"]
@@ -333,7 +329,6 @@ class Engine:
                     json.dumps(base),
                 ),
             )
-        tx.event(base["incident_id"], "escalated", reason, now=moment, data={"route": route.name})
         return self.notify(tx, route.name, key, base, moment, event="update", reason=reason)
 
     def notify(

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 ACTIVE_STATES = ("queued", "awaiting_approval", "running")
+# The partial unique index's predicate; ON CONFLICT must name the same one.
+ACTIVE = "state IN ({})".format(", ".join(f"'{state}'" for state in ACTIVE_STATES))
 FINAL_STATES = ("successful", "failed", "timeout", "canceled", "interrupted", "expired")
 # Advisory lock keys (PostgreSQL): one for intake decisions, one for queue claims.
 DECISION_LOCK = 7_415_001
@@ -74,7 +76,7 @@ CREATE TABLE IF NOT EXISTS runs (
   host_stats TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS runs_one_active ON runs (kind, route, target_key)
-  WHERE state IN ('queued', 'awaiting_approval', 'running');
+  WHERE {active};
 CREATE INDEX IF NOT EXISTS runs_state ON runs (state, id);
 CREATE INDEX IF NOT EXISTS runs_route_target ON runs (route, target_key, created_at);
 CREATE TABLE IF NOT EXISTS run_counts (
@@ -240,8 +242,7 @@ class Tx:
     # Runs.
     def active_run(self, kind: str, route: str, target_key: str) -> int | None:
         return self.scalar(
-            "SELECT id FROM runs WHERE kind = ? AND route = ? AND target_key = ?"
-            " AND state IN ('queued', 'awaiting_approval', 'running')",
+            f"SELECT id FROM runs WHERE kind = ? AND route = ? AND target_key = ? AND {ACTIVE}",
             (kind, route, target_key),
         )
 
@@ -264,7 +265,7 @@ class Tx:
         return self.scalar(
             "INSERT INTO runs (kind, route, target_key, incident_id, playbook, mode, state, reason, extravars,"
             " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (kind, route, target_key) WHERE state IN ('queued', 'awaiting_approval', 'running')"
+            f" ON CONFLICT (kind, route, target_key) WHERE {ACTIVE}"
             " DO NOTHING RETURNING id",
             (
                 kind,
@@ -338,6 +339,15 @@ class Tx:
             (state, outcome, now, json.dumps(host_stats) if host_stats is not None else None, run_id),
         )
 
+    def end_run(self, run: Run, state: str, outcome: str, now: float) -> None:
+        """End a run that did not finish by itself (canceled, expired, interrupted) and
+        record that in its incident's timeline, the outcome as the reason."""
+        self.finish_run(run.id, state, outcome, now)
+        self.event(run.incident_id, state, outcome, now=now, run_id=run.id)
+
+    def queue_depth(self) -> int:
+        return self.scalar("SELECT count(*) FROM runs WHERE state IN ('queued', 'awaiting_approval')")
+
     # Events: every decision and every step of a run, with its reason.
     def event(
         self,
@@ -402,7 +412,7 @@ class Store:
                     tx.execute(statement)
 
     def schema(self) -> str:
-        return SCHEMA.format(serial=self.serial)
+        return SCHEMA.format(serial=self.serial, active=ACTIVE)
 
     # Reads for the API and the CLI.
     def incidents(self, limit: int = 100) -> list[dict]:
@@ -461,7 +471,7 @@ class Store:
 
     def queue_depth(self) -> int:
         with self.transaction() as tx:
-            return tx.scalar("SELECT count(*) FROM runs WHERE state IN ('queued', 'awaiting_approval')")
+            return tx.queue_depth()
 
 
 def _data(text: str) -> dict:

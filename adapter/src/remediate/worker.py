@@ -18,7 +18,6 @@ from remediate.safety import Engine
 from remediate.store import CLAIM_LOCK, DECISION_LOCK, PostgresStore, Run, Store, Tx, now
 
 log = logging.getLogger("remediate.worker")
-HEARTBEAT_SECONDS = 5.0
 STALE_AFTER_SECONDS = 30.0
 FAILED_RESULTS = ("failed", "timeout")
 
@@ -76,9 +75,7 @@ class Workers:
             for (run_id,) in rows:
                 run = tx.get_run(run_id)
                 if run.kind == "remediate" and not tx.any_firing(run_id):
-                    reason = "the alert resolved before the run started"
-                    tx.finish_run(run_id, "canceled", reason, moment)
-                    tx.event(run.incident_id, "canceled", reason, now=moment, run_id=run_id)
+                    tx.end_run(run, "canceled", "the alert resolved before the run started", moment)
                     self.metrics.runs.labels(result="canceled").inc()
                     continue
                 tx.execute(
@@ -185,17 +182,14 @@ class Workers:
             tx.execute("UPDATE runs SET heartbeat_at = ? WHERE state = 'running' AND owner = ?", (moment, self.owner))
             self._expire_approvals(tx, moment)
             self._escalation_steps(tx, moment)
-            self.metrics.queue_depth.set(
-                tx.scalar("SELECT count(*) FROM runs WHERE state IN ('queued', 'awaiting_approval')")
-            )
+            self.metrics.queue_depth.set(tx.queue_depth())
         if isinstance(self.store, PostgresStore):
             self.recover(stale_after=STALE_AFTER_SECONDS)
 
     def _expire_approvals(self, tx: Tx, moment: float) -> None:
         for (run_id,) in tx.all("SELECT id FROM runs WHERE state = 'awaiting_approval' AND expires_at <= ?", (moment,)):
             run = tx.get_run(run_id)
-            tx.finish_run(run_id, "expired", "nobody approved it in time", moment)
-            tx.event(run.incident_id, "expired", "nobody approved it in time", now=moment, run_id=run_id)
+            tx.end_run(run, "expired", "nobody approved it in time", moment)
             self.metrics.decisions.labels(kind="expired").inc()
             route = self.engine.routes.by_name(run.route)
             if route is not None:
@@ -250,8 +244,7 @@ class Workers:
                         run_id=run_id,
                     )
                 else:
-                    tx.finish_run(run_id, "interrupted", "the adapter died while it ran", moment)
-                    tx.event(run.incident_id, "interrupted", "the adapter died while it ran", now=moment, run_id=run_id)
+                    tx.end_run(run, "interrupted", "the adapter died while it ran", moment)
                     route = self.engine.routes.by_name(run.route)
                     if run.kind == "remediate" and route is not None:
                         self.engine.escalate(tx, route, run.target_key, _base(run), reason="interrupted", moment=moment)
@@ -283,8 +276,7 @@ class Workers:
                 return "no such run"
             moment = now()
             if run.state in ("queued", "awaiting_approval"):
-                tx.finish_run(run_id, "canceled", f"canceled by {by}", moment)
-                tx.event(run.incident_id, "canceled", f"canceled by {by}", now=moment, run_id=run_id)
+                tx.end_run(run, "canceled", f"canceled by {by}", moment)
                 return "canceled"
             if run.state == "running":
                 tx.execute("UPDATE runs SET cancel_requested = 1 WHERE id = ?", (run_id,))
