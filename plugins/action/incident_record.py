@@ -26,6 +26,7 @@ ARGUMENT_SPEC = dict(
     data=dict(type="dict", default={}),
     evidence=dict(type="str"),
     content=dict(type="raw"),
+    evidence_items=dict(type="dict", default={}),
     secret_names=dict(type="list", elements="str", default=list(DEFAULT_SECRET_NAMES)),
 )
 
@@ -76,8 +77,7 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         _validation, args = self.validate_argument_spec(
             argument_spec=ARGUMENT_SPEC,
-            mutually_exclusive=[("event", "evidence")],
-            required_one_of=[("event", "evidence")],
+            required_one_of=[("event", "evidence", "evidence_items")],
             required_by={"evidence": "content"},
         )
         incident = self._templar.template(task_vars.get("incident")) or {}
@@ -87,6 +87,14 @@ class ActionModule(ActionBase):
         if ".." in incident_dir.split(os.sep):
             raise AnsibleActionFail("incident_dir must not contain '..': %s" % incident_dir)
         os.makedirs(incident_dir, mode=0o750, exist_ok=True)
+        items = dict(args["evidence_items"])
+        if args["evidence"] is not None:
+            items[args["evidence"]] = args["content"]
+        bad = sorted(name for name in items if not _EVIDENCE_NAME.match(name))
+        if bad:
+            raise AnsibleActionFail("evidence names must be short plain names, got %r" % bad[:5])
+        paths = [save_evidence(incident_dir, name, content, args["secret_names"]) for name, content in items.items()]
+        result.update(paths=paths, path=paths[0] if paths else None)
         if args["event"] is not None:
             context = dict(
                 host=task_vars.get("inventory_hostname"),
@@ -94,12 +102,9 @@ class ActionModule(ActionBase):
                 playbook=incident.get("playbook"),
                 dry_run=incident.get("dry_run"),
             )
-            path, record = append_event(incident_dir, args["event"], args["data"], context, args["secret_names"])
-            result.update(record=record)
-        else:
-            if not _EVIDENCE_NAME.match(args["evidence"]):
-                raise AnsibleActionFail("evidence must be a short plain name, got %r" % args["evidence"])
-            path = save_evidence(incident_dir, args["evidence"], args["content"], args["secret_names"])
+            data = dict(args["data"], evidence=[os.path.basename(path) for path in paths]) if paths else args["data"]
+            timeline, record = append_event(incident_dir, args["event"], data, context, args["secret_names"])
+            result.update(record=record, path=result["path"] or timeline)
         # The record is the run's own log on the ops host, not a change to a managed host.
-        result.update(changed=False, path=path)
+        result.update(changed=False)
         return result

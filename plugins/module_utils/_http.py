@@ -4,28 +4,23 @@
 #
 # Private to the incident.remediation collection: no compatibility promise
 # outside it.
-"""HTTP requests (ansible.module_utils.urls) with millisecond timing that report instead of raising, and
-URL redaction for results that must not carry credentials or API keys."""
+"""HTTP requests (ansible.module_utils.urls) with millisecond timing that report instead of raising."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
 import json
-import re
 import socket
 import ssl
 import threading
 
 from ansible.module_utils.six.moves import http_client
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
-from ansible.module_utils.six.moves.urllib.parse import unquote, urlsplit, urlunsplit
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 from ansible.module_utils.urls import Request, make_context
 
 from ansible_collections.incident.remediation.plugins.module_utils._verdict import Stopwatch
-
-REDACTED = "[REDACTED]"
 
 
 def http_common_argument_spec():
@@ -139,75 +134,3 @@ def post_json(url, params, document, headers=None):
     all_headers = {"Content-Type": "application/json"}
     all_headers.update(headers or {})
     return request(url, params, method="POST", body=json.dumps(document).encode("utf-8"), headers=all_headers)
-
-
-# ---------------------------------------------------------------- redaction
-
-_KEYLIKE = re.compile(r"[A-Za-z0-9._~-]+\Z")
-
-
-def secret_path_segment(segment):
-    """Whether a URL path segment looks like an API key (the /v3/<key> of hosted RPC providers):
-    32 or more characters, or 16 or more letters and digits that include a digit."""
-    text = unquote(segment)
-    if len(text) >= 32:
-        return True
-    return (
-        len(text) >= 16
-        and bool(_KEYLIKE.match(text))
-        and any(char.isdigit() for char in text)
-        and any(char.isalpha() for char in text)
-    )
-
-
-def redact_url(url):
-    """(redacted URL, secrets): the URL without user information, query and fragment, and with
-    key-like path segments replaced by [REDACTED]; secrets are the removed pieces, longest first,
-    for scrubbing messages. A URL with nothing to hide comes back unchanged with no secrets."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return REDACTED, [url]
-    secrets = []
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, netloc = netloc.rsplit("@", 1)
-        secrets.extend([userinfo, unquote(userinfo)])
-        for piece in userinfo.split(":", 1):
-            secrets.extend([piece, unquote(piece)])
-    segments = parts.path.split("/")
-    for index, segment in enumerate(segments):
-        if segment and secret_path_segment(segment):
-            secrets.extend([segment, unquote(segment)])
-            segments[index] = REDACTED
-    if parts.query:
-        secrets.append(parts.query)
-        secrets.extend(unquote(value) for _key, _sep, value in
-                       (pair.partition("=") for pair in parts.query.split("&")) if value)
-    if parts.fragment:
-        secrets.append(parts.fragment)
-    redacted = urlunsplit((parts.scheme, netloc, "/".join(segments), "", ""))
-    if not secrets:
-        return url, []
-    secrets.append(url)
-    return redacted, sorted(set(secret for secret in secrets if secret), key=len, reverse=True)
-
-
-def scrub(text, secrets, min_length=4):
-    """text with every secret of at least min_length characters replaced by [REDACTED]."""
-    if text is None:
-        return None
-    for secret in secrets:
-        if len(secret) >= min_length:
-            text = text.replace(secret, REDACTED)
-    return text
-
-
-def show_public_url(module, url):
-    """A URL option is no_log because it may carry credentials or an API key. When it carries
-    none, stop masking it, so the unchanged URL in the result is not shown as
-    VALUE_SPECIFIED_IN_NO_LOG_PARAMETER; returns the redacted URL."""
-    redacted, secrets = redact_url(url)
-    if not secrets:
-        module.no_log_values.discard(url)
-    return redacted

@@ -22,12 +22,8 @@ import traceback
 
 from ansible.module_utils.six.moves.urllib.parse import urlencode
 
-from ansible_collections.incident.remediation.plugins.module_utils._http import (
-    http_common_argument_spec,
-    redact_url,
-    request,
-    scrub,
-)
+from ansible_collections.incident.remediation.plugins.module_utils._http import http_common_argument_spec, request
+from ansible_collections.incident.remediation.plugins.module_utils._redact import redact_url, scrub
 
 PROMETHEUS_CLIENT_IMPORT_ERROR = None
 try:
@@ -49,7 +45,7 @@ class SourceUnavailable(MetricsError):
 def metrics_source_argument_spec():
     """Where metrics come from; keep in sync with the incident.remediation.metrics doc
     fragment. A module makes them mutually exclusive (and one of them required). Both
-    are no_log because a URL may carry credentials: call _http.show_public_url on the
+    are no_log because a URL may carry credentials: call _redact.show_public_url on the
     one given, so a URL without any is shown."""
     return dict(
         url=dict(type="str", no_log=True),

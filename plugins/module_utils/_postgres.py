@@ -14,6 +14,8 @@ import traceback
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
+from ansible_collections.incident.remediation.plugins.module_utils._redact import server_url
+
 PSYCOPG2_IMPORT_ERROR = None
 try:
     import psycopg2
@@ -61,7 +63,14 @@ def ensure_psycopg2(module):
 
 
 def server_name(params):
+    """host:port/database, for messages."""
     return "%s:%s/%s" % (params["login_host"], params["login_port"], params["login_db"])
+
+
+def postgres_url(params):
+    """The server, database and user the options reach, as postgresql://user@host:port/db (no password)."""
+    return server_url("postgresql", params["login_host"], params["login_port"], params["login_user"],
+                      params["login_db"])
 
 
 def connection_kwargs(params, application_name):

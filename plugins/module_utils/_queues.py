@@ -19,11 +19,12 @@ __metaclass__ = type
 import base64
 import time
 
-from ansible.module_utils.six.moves.urllib.parse import quote, urlsplit, urlunsplit
+from ansible.module_utils.six.moves.urllib.parse import quote
 
 from ansible_collections.incident.remediation.plugins.module_utils._http import request
 from ansible_collections.incident.remediation.plugins.module_utils._metrics import MetricsError, scrape, total
-from ansible_collections.incident.remediation.plugins.module_utils._redis import redis, redis_client
+from ansible_collections.incident.remediation.plugins.module_utils._redact import redact_url
+from ansible_collections.incident.remediation.plugins.module_utils._redis import redis, redis_client, redis_url
 from ansible_collections.incident.remediation.plugins.module_utils._verdict import CRITICAL, UNKNOWN
 
 # Metrics of one queue; every key is always present, None when the backend
@@ -117,14 +118,6 @@ def stream_id_ms(entry_id):
     return int(_text(entry_id).split("-", 1)[0])
 
 
-def redact_url(url):
-    """The URL without user:password@ (for reports)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[1], parts.path, parts.query, parts.fragment))
-
-
 # ---------------------------------------------------------------- BullMQ
 
 
@@ -179,7 +172,8 @@ class RedisBackend:
         self.kind = kind
         self.params = params
         self.prefix = prefix
-        self.server = "%s:%s" % (params["login_host"], params["login_port"])
+        self.address = "%s:%s" % (params["login_host"], params["login_port"])
+        self.checked = redis_url(params)
         self.client = redis_client(params)
         self._client_list_error = None
 
@@ -192,14 +186,14 @@ class RedisBackend:
             client_names = self._client_names() if self.kind == "bullmq" else None
             return [self._read_one(queue, client_names) for queue in queues]
         except redis.AuthenticationError as exc:
-            raise BackendError("Redis at %s refused the credentials: %s" % (self.server, exc),
+            raise BackendError("Redis at %s refused the credentials: %s" % (self.address, exc),
                                status=UNKNOWN) from exc
         except redis.TimeoutError as exc:
             raise BackendError("Redis at %s did not answer within %s s (TimeoutError: %s)"
-                               % (self.server, self.params["connect_timeout"], exc)) from exc
+                               % (self.address, self.params["connect_timeout"], exc)) from exc
         except redis.ConnectionError as exc:
             raise BackendError("Redis at %s refused or dropped the connection (ConnectionError: %s)"
-                               % (self.server, exc)) from exc
+                               % (self.address, exc)) from exc
 
     def _read_one(self, queue, client_names):
         try:
@@ -400,7 +394,7 @@ class RabbitMQBackend:
         self.api_url = api_url
         self.http_params = http_params
         self.vhost = vhost
-        self.server = redact_url(api_url)
+        self.checked = redact_url(api_url)[0]
 
     def close(self):
         pass
@@ -412,9 +406,9 @@ class RabbitMQBackend:
         url = rabbitmq_queue_url(self.api_url, vhost, name)
         result = request(url, self.http_params)
         if result.status is None:
-            raise BackendError("RabbitMQ management API at %s did not answer: %s" % (self.server, result.error))
+            raise BackendError("RabbitMQ management API at %s did not answer: %s" % (self.checked, result.error))
         if result.status == 401:
-            raise BackendError("RabbitMQ management API at %s refused the credentials (HTTP 401)" % self.server,
+            raise BackendError("RabbitMQ management API at %s refused the credentials (HTTP 401)" % self.checked,
                                status=UNKNOWN)
         if result.status == 404:
             return QueueReading(error=QueueReadError("no such queue in vhost %s (HTTP 404)" % vhost))
@@ -454,7 +448,7 @@ class MetricsBackend:
         self.label = label
         self.extra_labels = extra_labels or {}
         self.consumers_gauge = consumers_gauge
-        self.server = redact_url(url)
+        self.checked = redact_url(url)[0]
 
     def close(self):
         pass
@@ -463,7 +457,7 @@ class MetricsBackend:
         try:
             samples = scrape(self.url, self.http_params)
         except MetricsError as exc:
-            raise BackendError(str(exc).replace(self.url, self.server)) from exc
+            raise BackendError(str(exc)) from exc
         at = time.monotonic()
         return [self.read(samples, queue["name"], at) for queue in queues]
 
@@ -472,7 +466,7 @@ class MetricsBackend:
         depth = total(samples, self.gauge, matchers)
         if depth is None:
             series = describe_series(self.gauge, matchers)
-            return QueueReading(error=QueueReadError("no series %s at %s" % (series, self.server)), at=at)
+            return QueueReading(error=QueueReadError("no series %s at %s" % (series, self.checked)), at=at)
         metrics = empty_metrics()
         metrics.update(waiting=_number(depth))
         notes = []

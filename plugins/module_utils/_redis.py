@@ -16,6 +16,8 @@ import traceback
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
+from ansible_collections.incident.remediation.plugins.module_utils._redact import server_url
+
 REDIS_IMPORT_ERROR = None
 try:
     import redis
@@ -97,6 +99,12 @@ def redis_client(params):
         if params.get("client_key"):
             kwargs["ssl_keyfile"] = params["client_key"]
     return redis.Redis(**kwargs)
+
+
+def redis_url(params):
+    """The server and database the options reach, as redis[s]://user@host:port/db (no password)."""
+    scheme = "rediss" if params["tls"] else "redis"
+    return server_url(scheme, params["login_host"], params["login_port"], params["login_user"], params["db"])
 
 
 def tls_error(exc):

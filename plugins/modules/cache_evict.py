@@ -34,16 +34,17 @@ author:
   - incident.remediation contributors (@incident-remediation)
 extends_documentation_fragment:
   - incident.remediation.redis
+  - incident.remediation.attributes
 attributes:
   check_mode:
     support: full
-    description:
+    details:
       - Scans and applies the filters and the cap exactly as a real run would, and reports
         the keys it would delete in RV(selected); deletes nothing.
       - With O(flush=true), reports how many keys a flush would remove and does not flush.
   diff_mode:
     support: none
-    description: The counts in the result say what changed.
+    details: The counts in the result say what changed.
 options:
   patterns:
     description:
@@ -176,11 +177,14 @@ msg:
   returned: always
   type: str
   sample: deleted 1200 keys matching 1 pattern; used_memory 52428800 -> 31457280 bytes
-server:
-  description: The C(host:port) acted on.
+checked:
+  description:
+    - The Redis server and database acted on, as C(redis://host:port/db); C(rediss://) with
+      O(tls=true), C(user@) before the host with O(login_user). Never holds a password.
+    - Every module of the collection names what it checked or acted on in this key.
   returned: always
   type: str
-  sample: 127.0.0.1:6379
+  sample: redis://127.0.0.1:6379/0
 per_pattern:
   description:
     - Maps each pattern, in the order given, to its counts; empty with O(flush) or when the
@@ -275,6 +279,7 @@ from ansible_collections.incident.remediation.plugins.module_utils._redis import
     redis,
     redis_client,
     redis_common_argument_spec,
+    redis_url,
 )
 from ansible_collections.incident.remediation.plugins.module_utils._verdict import Stopwatch
 
@@ -588,7 +593,7 @@ def empty_result(params):
         is_available=False,
         error=None,
         msg="",
-        server="%s:%s" % (params["login_host"], params["login_port"]),
+        checked=redis_url(params),
         per_pattern={},
         matched=0,
         selected=0,

@@ -33,13 +33,8 @@ author:
   - incident.remediation contributors (@incident-remediation)
 extends_documentation_fragment:
   - incident.remediation.redis
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads, so check mode runs the same checks.
-  diff_mode:
-    support: none
-    description: Nothing is changed, so there is no diff.
+  - incident.remediation.attributes
+  - incident.remediation.attributes.read_only
 options:
   ping_warning_ms:
     description: PING latency in milliseconds above which the verdict is C(warning).
@@ -284,11 +279,14 @@ elapsed_ms:
   returned: always
   type: float
   sample: 1.42
-server:
-  description: The C(host:port) checked.
+checked:
+  description:
+    - The Redis server and database checked, as C(redis://host:port/db); C(rediss://) with
+      O(tls=true), C(user@) before the host with O(login_user). Never holds a password.
+    - Every module of the collection names what it checked or acted on in this key.
   returned: always
   type: str
-  sample: 127.0.0.1:6379
+  sample: redis://127.0.0.1:6379/0
 error:
   description: The connection or protocol error, null when none.
   returned: always
@@ -303,6 +301,7 @@ from ansible_collections.incident.remediation.plugins.module_utils._redis import
     redis,
     redis_client,
     redis_common_argument_spec,
+    redis_url,
     tls_error,
 )
 from ansible_collections.incident.remediation.plugins.module_utils._verdict import (
@@ -569,7 +568,7 @@ def check(params, thresholds):
         is_available=is_available,
         reasons=verdict.reasons,
         metrics=metrics,
-        server=server,
+        checked=redis_url(params),
         error=error,
     )
 

@@ -38,13 +38,8 @@ author:
   - incident.remediation contributors (@incident-remediation)
 extends_documentation_fragment:
   - incident.remediation.http
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads, so check mode runs the same probes.
-  diff_mode:
-    support: none
-    description: Nothing is changed, so there is no diff.
+  - incident.remediation.attributes
+  - incident.remediation.attributes.read_only
 options:
   url:
     description:
@@ -256,8 +251,10 @@ elapsed_ms:
   returned: always
   type: float
   sample: 4.1
-url:
-  description: The URL probed, without credentials, query or key-like path segments.
+checked:
+  description:
+    - The URL probed, without user information, query, fragment or key-like path segments.
+    - Every module of the collection names what it checked or acted on in this key.
   returned: always
   type: str
   sample: http://127.0.0.1:3001/health
@@ -343,10 +340,9 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.incident.remediation.plugins.module_utils._http import (
-    http_common_argument_spec,
+from ansible_collections.incident.remediation.plugins.module_utils._http import http_common_argument_spec, request
+from ansible_collections.incident.remediation.plugins.module_utils._redact import (
     redact_url,
-    request,
     scrub,
     show_public_url,
 )
@@ -614,7 +610,7 @@ def check(url, params, probe, thresholds, options, *, sleep=time.sleep):
         is_available=success is not None,
         reasons=verdict.reasons,
         metrics=metrics,
-        url=redact_url(url)[0],
+        checked=redact_url(url)[0],
         http_status=attempts[-1]["http_status"],
         error=attempts[-1]["error"],
         attempt_results=attempts,

@@ -20,22 +20,27 @@ description:
     the C(incident) id, C(playbook) and C(dry_run).
   - With O(evidence), saves O(content) as C(evidence/<UTC time>-<evidence>.json)
     (or C(.log) when O(content) is a string).
+  - With O(evidence_items), saves several pieces of evidence in one call.
+  - With both an event and evidence, saves the evidence and appends the event, whose
+    data then names the evidence files (C(evidence)), so one task records a step and what it found.
   - "Secrets are redacted before anything is written: in mappings by key name, in
     text by C(name=value) and C(name: value) patterns (see O(secret_names))."
 author:
   - incident.remediation contributors (@incident-remediation)
+extends_documentation_fragment:
+  - incident.remediation.attributes
 attributes:
   action:
     support: full
     description: Runs as an action plugin on the controller.
   check_mode:
     support: full
-    description:
+    details:
       - The record is written in check mode too, because it is the run's own log
         (a dry run must say what it would have done); nothing on a managed host changes.
   diff_mode:
     support: none
-    description: Nothing on a managed host changes.
+    details: Nothing on a managed host changes.
 options:
   incident_dir:
     description:
@@ -55,6 +60,10 @@ options:
   content:
     description: The evidence, a string (saved as text) or any other value (saved as JSON).
     type: raw
+  evidence_items:
+    description: Several pieces of evidence, by name (as O(evidence)), each saved like O(content).
+    type: dict
+    default: {}
   secret_names:
     description: Names whose values are redacted; C(_) also matches C(-) and nothing.
     type: list
@@ -80,8 +89,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+paths:
+  description: The evidence files written, in the order given.
+  returned: always
+  type: list
+  elements: str
 path:
-  description: The file written.
+  description: The first evidence file written, else the timeline.
   returned: always
   type: str
   sample: /var/lib/incident-remediation/incidents/5e1c0ffee0000001-20261122030000/timeline.jsonl

@@ -35,13 +35,8 @@ author:
 extends_documentation_fragment:
   - incident.remediation.metrics
   - incident.remediation.http
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads, so check mode runs the same checks.
-  diff_mode:
-    support: none
-    description: Nothing is changed, so there is no diff.
+  - incident.remediation.attributes
+  - incident.remediation.attributes.read_only
 options:
   checks:
     description:
@@ -265,19 +260,15 @@ elapsed_ms:
   returned: always
   type: float
   sample: 10012.5
-source:
-  description: Where the metrics were read.
+checked:
+  description:
+    - Where the metrics were read, C(prometheus) followed by O(prometheus_url), or C(endpoint)
+      followed by O(url); the URL without user information, query, fragment or key-like path
+      segments.
+    - Every module of the collection names what it checked or acted on in this key.
   returned: always
-  type: dict
-  contains:
-    type:
-      description: C(prometheus) or C(endpoint).
-      type: str
-      sample: prometheus
-    url:
-      description: O(prometheus_url) or O(url), without user information or query string.
-      type: str
-      sample: http://prometheus:9090
+  type: str
+  sample: prometheus http://prometheus:9090
 error:
   description: Why the source could not be read, null when it could.
   returned: always
@@ -366,7 +357,6 @@ import time
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.incident.remediation.plugins.module_utils import _metrics
-from ansible_collections.incident.remediation.plugins.module_utils._http import redact_url, show_public_url
 from ansible_collections.incident.remediation.plugins.module_utils._metrics import (
     MetricsError,
     SourceUnavailable,
@@ -384,6 +374,7 @@ from ansible_collections.incident.remediation.plugins.module_utils._metrics impo
     total,
     valid_metric_name,
 )
+from ansible_collections.incident.remediation.plugins.module_utils._redact import redact_url, show_public_url
 from ansible_collections.incident.remediation.plugins.module_utils._verdict import (
     CRITICAL,
     OK,
@@ -768,9 +759,9 @@ def evaluate(checks, params, **kwargs):
             (check["name"], dict(warning=check["warning"], critical=check["critical"], direction=check["direction"]))
             for check in checks
         ),
-        source=dict(
-            type="prometheus" if prometheus else "endpoint",
-            url=redact_url(params["prometheus_url"] if prometheus else params["url"])[0],
+        checked="%s %s" % (
+            "prometheus" if prometheus else "endpoint",
+            redact_url(params["prometheus_url"] if prometheus else params["url"])[0],
         ),
         error=error,
         checks=results,

@@ -35,13 +35,8 @@ author:
   - incident.remediation contributors (@incident-remediation)
 extends_documentation_fragment:
   - incident.remediation.postgres
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads, so check mode runs the same checks.
-  diff_mode:
-    support: none
-    description: Nothing is changed, so there is no diff.
+  - incident.remediation.attributes
+  - incident.remediation.attributes.read_only
 options:
   backend:
     description:
@@ -320,11 +315,15 @@ backend:
   returned: always
   type: str
   sample: postgresql
-server:
-  description: The C(host:port/database), or the metrics URL without credentials and query, checked.
+checked:
+  description:
+    - V(postgresql) the server, database and user checked, as C(postgresql://user@host:port/db);
+      never a password.
+    - V(metrics) O(metrics_url) without user information, query, fragment or key-like path segments.
+    - Every module of the collection names what it checked or acted on in this key.
   returned: always
   type: str
-  sample: 127.0.0.1:5432/postgres
+  sample: postgresql://postgres@127.0.0.1:5432/postgres
 error:
   description: The connection, query or scrape error, null when none.
   returned: always
@@ -332,10 +331,7 @@ error:
   sample: null
 """
 
-import re
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.six.moves.urllib.parse import urlsplit, urlunsplit
 
 from ansible_collections.incident.remediation.plugins.module_utils._metrics import (
     PROMETHEUS_CLIENT_IMPORT_ERROR,
@@ -350,10 +346,10 @@ from ansible_collections.incident.remediation.plugins.module_utils._postgres imp
     ensure_psycopg2,
     fetch_dicts,
     postgres_common_argument_spec,
-    server_name,
+    postgres_url,
     version_string,
 )
-from ansible_collections.incident.remediation.plugins.module_utils._redact import redact
+from ansible_collections.incident.remediation.plugins.module_utils._redact import redact_sql, redact_url
 from ansible_collections.incident.remediation.plugins.module_utils._verdict import (
     CRITICAL,
     UNKNOWN,
@@ -462,9 +458,6 @@ SELECT current_setting('max_connections')::int AS max_connections,
             LIMIT %(max_long)s) q) AS long_queries
 """
 
-# PASSWORD 'literal' in CREATE/ALTER ROLE, and name=value secrets (_redact).
-_PASSWORD_LITERAL = re.compile(r"(\bPASSWORD\s+)(E?'(?:[^']|'')*'?)", re.IGNORECASE)
-
 
 def empty_metrics():
     return dict.fromkeys(_COUNT_KEYS)
@@ -496,8 +489,7 @@ def scrub_query(text, length):
     """Query text cut to length, with password literals and name=value secrets masked."""
     if text is None:
         return None
-    masked = _PASSWORD_LITERAL.sub(lambda match: match.group(1) + "'[REDACTED]'", text)
-    return redact(masked)[:length]
+    return redact_sql(text)[:length]
 
 
 def _seconds(value):
@@ -629,7 +621,7 @@ def check_postgresql(params):
         reasons=verdict.reasons,
         metrics=metrics,
         long_queries=long_queries,
-        server=server_name(params),
+        checked=postgres_url(params),
         error=error,
     )
 
@@ -644,16 +636,6 @@ def http_params(params):
         client_key=None,
         headers=params["metrics_headers"] or {},
     )
-
-
-def public_url(url):
-    """url without user information, query and fragment, for results and reasons."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "(unparsable URL)"
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def pool_from_samples(samples, params):
@@ -681,7 +663,7 @@ def check_metrics(params):
     verdict = Verdict()
     error = None
     is_available = False
-    url = public_url(params["metrics_url"])
+    url = redact_url(params["metrics_url"])[0]
     try:
         samples = scrape(params["metrics_url"], http_params(params))
         is_available = True
@@ -696,7 +678,7 @@ def check_metrics(params):
         verdict.check_above("application pool saturation", metrics["saturation"],
                             params["saturation_warning"], params["saturation_critical"])
     except MetricsError as exc:
-        error = str(exc).replace(params["metrics_url"], url)
+        error = str(exc)
         verdict.add(UNKNOWN, "the application pool could not be read: %s" % error)
     return dict(
         status=verdict.status,
@@ -704,7 +686,7 @@ def check_metrics(params):
         reasons=verdict.reasons,
         metrics=metrics,
         long_queries=[],
-        server=url,
+        checked=url,
         error=error,
     )
 

@@ -37,13 +37,14 @@ author:
   - incident.remediation contributors (@incident-remediation)
 extends_documentation_fragment:
   - incident.remediation.postgres
+  - incident.remediation.attributes
 attributes:
   check_mode:
     support: full
-    description: Selects and applies the guards, reports what would be terminated, terminates nothing.
+    details: Selects and applies the guards, reports what would be terminated, terminates nothing.
   diff_mode:
     support: full
-    description: The pids of the selected sessions before, and those still running after.
+    details: The pids of the selected sessions before, and those still running after.
 options:
   idle_minutes:
     description: Select sessions in state C(idle) for longer than this many minutes (runbook 000 uses 10).
@@ -218,11 +219,13 @@ matched:
   returned: always
   type: int
   sample: 3
-server:
-  description: The C(host:port/database) connected to.
+checked:
+  description:
+    - The server, database and user connected to, as C(postgresql://user@host:port/db); never a password.
+    - Every module of the collection names what it checked or acted on in this key.
   returned: always
   type: str
-  sample: 127.0.0.1:5432/postgres
+  sample: postgresql://postgres@127.0.0.1:5432/postgres
 elapsed_ms:
   description: Milliseconds the module took, connection included.
   returned: always
@@ -240,7 +243,7 @@ from ansible_collections.incident.remediation.plugins.module_utils._postgres imp
     ensure_psycopg2,
     fetch_dicts,
     postgres_common_argument_spec,
-    server_name,
+    postgres_url,
 )
 from ansible_collections.incident.remediation.plugins.module_utils._verdict import Stopwatch
 
@@ -567,7 +570,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     ensure_psycopg2(module)
     clock = Stopwatch()
-    result = dict(changed=False, terminated=[], skipped=[], matched=0, server=server_name(module.params))
+    result = dict(changed=False, terminated=[], skipped=[], matched=0, checked=postgres_url(module.params))
     try:
         validate_selectors(module.params)
         parse_client_addrs(module.params["exclude_client_addrs"])

@@ -38,13 +38,8 @@ author:
   - incident.remediation contributors (@incident-remediation)
 extends_documentation_fragment:
   - incident.remediation.redis
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads, so check mode runs the same checks.
-  diff_mode:
-    support: none
-    description: Nothing is changed, so there is no diff.
+  - incident.remediation.attributes
+  - incident.remediation.attributes.read_only
 options:
   backend:
     description:
@@ -148,7 +143,7 @@ options:
       - Required for these two backends. O(validate_certs), O(ca_cert) and O(connect_timeout)
         also apply to it.
       - Give credentials with O(api_user) and O(api_password), not in the URL; the
-        URL is not secret and shows in logs (RV(server) drops any C(user:password@)).
+        URL is not secret and shows in logs (RV(checked) drops any C(user:password@)).
     type: str
   api_user:
     description: User for HTTP basic authentication to O(api_url). No authentication when unset.
@@ -300,11 +295,17 @@ backend:
   returned: always
   type: str
   sample: bullmq
-server:
-  description: The C(host:port) of Redis, or O(api_url) without credentials.
+checked:
+  description:
+    - V(redis_list), V(redis_stream) and V(bullmq) the Redis server and database read, as
+      C(redis://host:port/db); C(rediss://) with O(tls=true), C(user@) before the host with
+      O(login_user). Never holds a password.
+    - V(rabbitmq) and V(metrics) O(api_url) without user information, query, fragment or
+      key-like path segments.
+    - Every module of the collection names what it checked or acted on in this key.
   returned: always
   type: str
-  sample: 127.0.0.1:6379
+  sample: redis://127.0.0.1:6379/0
 error:
   description: The error that kept the backend from being read, null when none.
   returned: always
@@ -705,7 +706,7 @@ def check(params, defaults):
         ),
         queues=results,
         backend=params["backend"],
-        server=backend.server,
+        checked=backend.checked,
         error=error,
     )
 

@@ -41,13 +41,8 @@ author:
   - incident.remediation contributors (@incident-remediation)
 extends_documentation_fragment:
   - incident.remediation.http
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads, so check mode runs the same probes.
-  diff_mode:
-    support: none
-    description: Nothing is changed, so there is no diff.
+  - incident.remediation.attributes
+  - incident.remediation.attributes.read_only
 options:
   primary:
     description: The endpoint the application uses.
@@ -312,6 +307,14 @@ elapsed_ms:
   returned: always
   type: float
   sample: 2003.4
+checked:
+  description:
+    - The primary's URL, without user information, query, fragment or key-like path segments
+      (as in RV(endpoints[].url)).
+    - Every module of the collection names what it checked or acted on in this key.
+  returned: always
+  type: str
+  sample: https://eth-mainnet.g.alchemy.com/v2/[REDACTED]
 """
 
 import threading
@@ -323,6 +326,8 @@ from ansible_collections.incident.remediation.plugins.module_utils._http import 
     HttpResult,
     http_common_argument_spec,
     post_json,
+)
+from ansible_collections.incident.remediation.plugins.module_utils._redact import (
     redact_url,
     scrub,
     show_public_url,
@@ -663,6 +668,7 @@ def check(endpoints, common, call, thresholds):
         best_endpoint=best,
         endpoints=[dict((key, entry[key]) for key in RETURNED_ENDPOINT_KEYS) for entry in entries],
         metrics=metrics_of(entries, best_height),
+        checked=entries[0]["url"],
     )
 
 

@@ -25,14 +25,16 @@ def test_fire_routes_and_runs_one_payload_with_progress(tmp_path):
     assert "Unrouted: no_route" in fired.stdout
     assert "started: adapter_test.playbooks.record" in fired.stdout
     assert "task changed: Leave a file for this run" in fired.stdout
-    assert "finished: successful" in fired.stdout
+    assert "finished healed: healed (record stub) for svc-1" in fired.stdout
+    assert "outcome of run 1 (adapter_test.playbooks.record): healed - healed (record stub) for svc-1" in fired.stdout
     assert server.records() == {"svc-1": 1}
 
     payload.write_text(json.dumps(alert("Broken", service="svc-2")))
     failed = server.cli("fire", str(payload))
     assert failed.returncode == 1, "a failed run fails the command"
     assert "task failed: Fail when the route says so" in failed.stdout
-    assert "finished: failed" in failed.stdout
+    assert "finished failed: rc=2" in failed.stdout
+    assert "outcome of run 2 (adapter_test.playbooks.record): failed - rc=2" in failed.stdout
 
     payload.write_text("{not json")
     assert server.cli("fire", str(payload)).returncode == 2
@@ -40,16 +42,16 @@ def test_fire_routes_and_runs_one_payload_with_progress(tmp_path):
 
 def test_a_run_over_the_timeout_ends_timeout_and_escalates(tmp_path):
     route = record_route(vars={"hold": {"value": 60}})
-    with adapter_process(tmp_path / "adapter", [route], executor={"timeout_seconds": 3}) as server:
+    with adapter_process(tmp_path / "adapter", [route], executor={"timeout_seconds": 15}) as server:
         decision = server.fire([alert(service="svc-1")])["decisions"][0]
         runs = wait_for(
             server.wait_runs_final, lambda runs: [r["kind"] for r in runs] == ["remediate", "notify"], timeout=120
         )
-        assert runs[0]["state"] == "timeout"
+        assert (runs[0]["state"], runs[0]["result"]) == ("timeout", "timeout")
         assert runs[0]["finished_at"] - runs[0]["started_at"] < 30
-        assert runs[1]["state"] == "successful"
+        assert (runs[1]["state"], runs[1]["result"], runs[1]["reason"]) == ("successful", "notified", "timeout")
         events = server.timeline(decision["incident_id"])
-        assert ("escalated", "failed") in [(event["kind"], event["reason"]) for event in events]
+        assert ("escalated", "timeout") in [(event["kind"], event["reason"]) for event in events]
 
 
 def test_task_results_host_stats_and_artifacts_of_the_last_runs(tmp_path):

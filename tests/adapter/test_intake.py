@@ -362,7 +362,7 @@ def test_healthz_and_metrics_follow_alerts_and_runs(tmp_path):
         assert value(after, received, status="firing", route="") == 1
         for kind in ("accepted", "awaiting_approval", "no_route"):
             assert value(after, "remediate_decisions_total", kind=kind) == 1, kind
-        assert value(after, "remediate_runs_total", result="successful") == 1
+        assert value(after, "remediate_runs_total", kind="remediate", result="healed") == 1
         assert value(after, "remediate_answer_latency_seconds_count") == 1
         assert value(after, "remediate_answer_latency_seconds_sum") > 0
         assert value(after, "remediate_answer_latency_seconds_bucket", le="+Inf") == 1
@@ -396,13 +396,13 @@ def test_cli_reads_the_same_store(adapter):
     listed = adapter.cli("incidents")
     assert listed.returncode == 0, listed.stderr
     [line] = listed.stdout.splitlines()
-    assert line.startswith(f"{incident}  last ") and " finished: successful" in line
+    assert line.startswith(f"{incident}  last ") and " finished: healed (record stub) for svc-1" in line
 
     shown = adapter.cli("incidents", incident)
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert re.fullmatch(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] accepted: run \d+ queued \(auto\)", lines[0])
-    assert "] started: " in lines[1] and "] finished: successful" in lines[-1]
+    assert "] started: " in lines[1] and "] finished healed: healed (record stub) for svc-1" in lines[-1]
     assert len(lines) == len(adapter.timeline(incident))
 
     unknown = adapter.cli("incidents", "nope-20260101000000")

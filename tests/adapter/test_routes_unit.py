@@ -86,6 +86,15 @@ def test_load_routes_reports_unreadable_files(tmp_path):
         (route(target=target(service={**SERVICE, "default": "Bad Name"})), "the default fails the route's own check"),
         (route(target=target(service={"value": "a", "label": "service"})), "either {value: ...} or {label: NAME"),
         (route(target=target(project_src={**SERVICE, "label": "project"})), "project_src must never come from a label"),
+        (route(target=target(mount={**SERVICE, "label": "mount"})), "target.mount must never come from a label"),
+        (
+            route(target=target(certificate={"file": {**SERVICE, "label": "cert"}})),
+            "certificate.file must never come from a label",
+        ),
+        (
+            route(target=target(database={"password_var": {**SERVICE, "label": "pw"}})),
+            "database.password_var must never come from a label",
+        ),
         (route(vars={"alert": {"value": 1}}), "vars.alert: not a variable name a route may set"),
         (route(vars={"ansible_become": {"value": True}}), "vars.ansible_become: not a variable name"),
         (route(vars={"Hold": {"value": 1}}), "vars.Hold: not a variable name"),

@@ -4,7 +4,8 @@
 a temporary folder, starts ``remediate serve`` on a free loopback port and waits
 for /healthz. Runs go through real ansible-runner and real playbooks: the
 collection's, or the test collection's ``adapter_test.playbooks.record``, which
-leaves one file per run in ``records_dir`` (named ``<service>.<random>``).
+leaves one file per run in ``records_dir`` (named ``<service>.<random>.<incident id>``)
+and reports the outcome its route asks for.
 """
 
 from __future__ import annotations
@@ -116,7 +117,10 @@ class Adapter:
     def log_path(self) -> Path:
         return self.folder / "adapter.log"
 
-    def start(self, timeout: float = 30) -> None:
+    def start(self, timeout: float = 30, *, env: dict | None = None, cwd: Path = REPO_ROOT) -> None:
+        """Start `remediate serve`, by default with this process's environment; ``env``
+        replaces it (say, the bare PATH and / a systemd unit gives)."""
+        environment = {**(os.environ if env is None else env), "ADAPTER_TEST_RECORDS": str(self.records_dir)}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -130,8 +134,8 @@ class Adapter:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                cwd=REPO_ROOT,
-                env={**os.environ, "ADAPTER_TEST_RECORDS": str(self.records_dir)},
+                cwd=cwd,
+                env=environment,
                 start_new_session=True,
             )
         wait_for(self._healthy, bool, timeout=timeout)
@@ -206,6 +210,10 @@ class Adapter:
         """Runs of the record playbook so far, per service."""
         return collections.Counter(path.name.split(".")[0] for path in self.records_dir.iterdir())
 
+    def record_incidents(self) -> list[tuple[str, str]]:
+        """(service, incident id) of each run of the record playbook so far, sorted."""
+        return sorted((path.name.split(".")[0], path.name.split(".")[2]) for path in self.records_dir.iterdir())
+
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(
             [str(REMEDIATE), "--config", str(self.settings_path), *args],
@@ -249,6 +257,8 @@ def write_settings(
         "routes_file": str(folder / "routes.yml"),
         "auth": {"bearer_token_file": str(folder / "token")},
         "workers": 2,
+        # Most tests configure no notification channel; tests of failed notifications set it.
+        "notify_required": False,
         "executor": {
             "inventory": str(inventory),
             "collections_path": f"{REPO_ROOT / '.collections'}:{TEST_COLLECTIONS}",

@@ -203,9 +203,15 @@ def make_tls_files(directory: Path) -> dict[str, Path]:
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                    encipher_only=False, decipher_only=False,
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
@@ -226,9 +232,7 @@ def make_tls_files(directory: Path) -> dict[str, Path]:
             .not_valid_after(validity[1])
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-            )
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         )
         if names:
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
@@ -238,14 +242,23 @@ def make_tls_files(directory: Path) -> dict[str, Path]:
     ca_key, ca_cert = ca("incident-remediation test CA")
     _other_key, other_cert = ca("incident-remediation other CA")
     server_key, server_cert = leaf(
-        ca_key, ca_cert, "127.0.0.1", ExtendedKeyUsageOID.SERVER_AUTH,
+        ca_key,
+        ca_cert,
+        "127.0.0.1",
+        ExtendedKeyUsageOID.SERVER_AUTH,
         [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")],
     )
     client_key, client_cert = leaf(ca_key, ca_cert, "health-probe", ExtendedKeyUsageOID.CLIENT_AUTH)
-    files = {name: directory / f"{name}.pem" for name in
-             ("ca_cert", "other_ca_cert", "server_cert", "server_key", "client_cert", "client_key")}
-    for name, cert in (("ca_cert", ca_cert), ("other_ca_cert", other_cert), ("server_cert", server_cert),
-                       ("client_cert", client_cert)):
+    files = {
+        name: directory / f"{name}.pem"
+        for name in ("ca_cert", "other_ca_cert", "server_cert", "server_key", "client_cert", "client_key")
+    }
+    for name, cert in (
+        ("ca_cert", ca_cert),
+        ("other_ca_cert", other_cert),
+        ("server_cert", server_cert),
+        ("client_cert", client_cert),
+    ):
         files[name].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     _write_key(files["server_key"], server_key)
     _write_key(files["client_key"], client_key)

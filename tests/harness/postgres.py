@@ -87,8 +87,10 @@ class PostgresServer:
     def allow_replication(self) -> None:
         """Let physical replication connections log in with a password (the image's
         pg_hba.conf only has `host all all`), and reload the configuration."""
-        self.shell("echo 'host replication all 0.0.0.0/0 scram-sha-256' >> \"$PGDATA/pg_hba.conf\"",
-                   environment={"PGDATA": "/var/lib/postgresql/data"})
+        self.shell(
+            "echo 'host replication all 0.0.0.0/0 scram-sha-256' >> \"$PGDATA/pg_hba.conf\"",
+            environment={"PGDATA": "/var/lib/postgresql/data"},
+        )
         self.execute("SELECT pg_reload_conf()")
 
     def create_role(self, name: str, password: str = "role-pw", *attributes: str) -> str:

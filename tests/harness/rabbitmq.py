@@ -67,8 +67,12 @@ class RabbitMQ:
         properties = {} if timestamp is None else {"timestamp": timestamp}
         path = f"/api/exchanges/{self.quoted(vhost, 'amq.default')}/publish"
         for index in range(count):
-            document = {"properties": properties, "routing_key": queue, "payload": f"job {index}",
-                        "payload_encoding": "string"}
+            document = {
+                "properties": properties,
+                "routing_key": queue,
+                "payload": f"job {index}",
+                "payload_encoding": "string",
+            }
             status, body = self.api("POST", path, document)
             assert status == 200 and body == {"routed": True}, (status, body)
 
@@ -83,8 +87,10 @@ class RabbitMQ:
         for stop_consumer."""
         consumer_id = uuid.uuid4().hex[:8]
         url = f"amqp://{self.user}:{self.password}@localhost:5672"
-        script = (f"echo $$ > /tmp/consumer-{consumer_id}.pid; "
-                  f"exec amqp-consume --url={url} -q {queue} -p {prefetch} sleep 3600")
+        script = (
+            f"echo $$ > /tmp/consumer-{consumer_id}.pid; "
+            f"exec amqp-consume --url={url} -q {queue} -p {prefetch} sleep 3600"
+        )
         self.container.exec_run(["sh", "-c", script], detach=True)
         self._consumers.append(consumer_id)
         return consumer_id

@@ -224,6 +224,7 @@ def test_tls_with_the_right_ca_is_ok_and_a_wrong_ca_is_reported(tls_files):
         plain = check(params(port), THRESHOLDS)
     assert verified["status"] == "ok", verified["reasons"]
     assert verified["is_available"] is True
+    assert verified["checked"] == f"rediss://127.0.0.1:{port}/0"
     assert wrong_ca["status"] == "unknown"
     assert wrong_ca["is_available"] is False
     assert "CERTIFICATE_VERIFY_FAILED" in wrong_ca["error"]
@@ -294,6 +295,7 @@ def test_password_and_acl_user():
         for user, password in (("monitor", "monitor-pass"), ("monitor-config", "pw2")):
             least_privilege = check(params(port, login_user=user, login_password=password), THRESHOLDS)
             assert least_privilege["status"] == "ok", least_privilege["reasons"]
+            assert least_privilege["checked"] == f"redis://{user}@127.0.0.1:{port}/0"
             assert least_privilege["metrics"]["maxclients"] == 10000
             assert least_privilege["metrics"]["used_memory"] > 0
         # Nothing the check sends is refused (no CLIENT SETINFO, no CONFIG on Redis 7).
@@ -339,5 +341,6 @@ def test_module_through_ansible_with_group_defaults_hides_the_password(tmp_path)
         result = json.loads(out.read_text())
         assert result["status"] == "ok"
         assert result["changed"] is False
+        assert result["checked"] == f"redis://127.0.0.1:{port}/0"
         assert "pw-in-vault" not in run.stdout + run.stderr
         assert "pw-in-vault" not in out.read_text()

@@ -165,10 +165,12 @@ def test_the_role_saves_status_logs_usage_health_and_the_incidents_alerts(tmp_pa
     usage = json.loads(evidence_file(folder, "resource-usage").read_text())
     assert usage["platform"] == "compose"
     (row,) = usage["containers"]
-    assert row["Name"] == container_name
-    assert row["CPUPerc"].endswith("%")
-    assert "/" in row["MemUsage"]  # "3.1MiB / 23.4GiB": usage / limit
-    assert row["MemPerc"].endswith("%")
+    assert row["name"] == container_name
+    assert row["memory_bytes"] > 0
+    assert row["memory_limit_bytes"] >= row["memory_bytes"]
+    assert 0 < row["memory_ratio"] < 1
+    assert row["cpu_total_seconds"] > 0
+    assert row["pids"] >= 1
 
     health = json.loads(evidence_file(folder, "health-redis").read_text())
     assert health["is_available"] is True

@@ -55,7 +55,7 @@ def test_healthy_endpoint_in_milliseconds(server):
     assert len(result["attempt_results"]) == 1
     assert isinstance(result["metrics"]["latency_ms"], float)
     assert 0 < result["metrics"]["latency_ms"] < 200
-    assert result["url"] == server.url("/health")
+    assert result["checked"] == server.url("/health")
 
 
 def test_one_failure_then_success_is_a_blip(server):
@@ -169,7 +169,7 @@ def test_tls_with_the_right_ca(tls_files):
     with HealthServer(ssl_context=server_ssl_context(tls_files)) as tls_server:
         result = probe(tls_server.url("/health"), ca_cert=str(tls_files["ca_cert"]))
     assert result["status"] == "ok", result["reasons"]
-    assert result["url"].startswith("https://127.0.0.1:")
+    assert result["checked"].startswith("https://127.0.0.1:")
 
 
 @pytest.mark.parametrize("ca", [None, "other_ca_cert"], ids=["system_store", "other_ca"])
@@ -241,7 +241,7 @@ def test_through_ansible_a_blip_with_a_degraded_component_over_tls(tls_files, tm
     assert result["changed"] is False
     assert [one["http_status"] for one in result["attempt_results"]] == [503, 200]
     assert result["degraded_components"] == ["cache"]
-    assert result["url"] == "https://127.0.0.1:%d/health/detailed" % tls_server.port
+    assert result["checked"] == "https://127.0.0.1:%d/health/detailed" % tls_server.port
     for secret in ("query-token-secret", "header-token-secret"):
         assert secret not in run.stdout + run.stderr
         assert secret not in out.read_text()

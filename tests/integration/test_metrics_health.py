@@ -200,7 +200,7 @@ def test_prometheus_error_ratio_by_promql(prometheus):
     result = run(checks, prometheus_url=prometheus.url, window="30s")
     checks = by_name(result)
     assert result["is_available"] is True
-    assert result["source"] == {"type": "prometheus", "url": prometheus.url}
+    assert result["checked"] == "prometheus " + prometheus.url
     assert {name: check["status"] for name, check in checks.items()} == {
         "/ok": "ok",
         "/errors": "warning",
@@ -332,8 +332,8 @@ def test_module_through_ansible_both_sources(app, prometheus, tmp_path):
     assert from_prometheus["status"] == "warning"
     assert from_prometheus["metrics"]["api errors"] == pytest.approx(0.08, abs=0.005)
     assert from_prometheus["metrics"]["api p95"] == pytest.approx(3.75, abs=0.1)
-    assert from_prometheus["source"]["url"] == prometheus.url
+    assert from_prometheus["checked"] == "prometheus " + prometheus.url
     assert from_endpoint["status"] == "critical"
     assert from_endpoint["checks"][0]["status"] == "ok"
     assert from_endpoint["checks"][1]["reasons"] == ["pool is 1, below the critical threshold of 2"]
-    assert from_endpoint["source"]["url"] == app.url
+    assert from_endpoint["checked"] == "endpoint " + app.url

@@ -17,7 +17,10 @@ FINGERPRINT = "5eed0001"
 INCIDENT_ID = f"{FINGERPRINT}-20261122030000"
 COOLDOWN_STATUS = "ESCALATED: cooldown - the alert fired again within the cooldown after a remediation run"
 STEP = {"after_minutes": 15, "who": "secondary on-call", "how": "page"}
-REASONS = "cooldown, capped, expired, notify_only, breaker_open, escalation_step, resolved, interrupted, failed"
+REASONS = (
+    "cooldown, capped, expired, notify_only, breaker_open, escalation_step, resolved, interrupted, failed,"
+    " no_verdict, timeout, unhealed, cannot_judge, handover_refused"
+)
 
 
 @pytest.fixture

@@ -215,6 +215,7 @@ def test_module_through_ansible_takes_the_password_from_pgpassword(server, opene
     assert result["changed"] is False
     assert result["status"] == "ok"
     assert result["backend"] == "postgresql"
+    assert result["checked"] == f"postgresql://postgres@127.0.0.1:{server.port}/postgres"
     assert result["metrics"]["by_application"]["via-ansible"] == 2
     assert result["thresholds"] == {name: float(spec["default"]) for name, spec in THRESHOLD_SPEC.items()}
     assert server.password not in run.stdout + run.stderr + out.read_text()

@@ -113,6 +113,7 @@ def test_check_mode_predicts_the_real_run_and_a_second_run_changes_nothing(serve
 
     (predicted,) = run_module(server, tmp_path, [step], check=True)
     assert predicted["changed"] is True
+    assert predicted["checked"] == f"postgresql://postgres@127.0.0.1:{server.port}/postgres"
     assert pids(predicted["terminated"]) == sorted(session.pid for session in idle)
     everyone = {session.pid for session in [*idle, busy]}
     assert server.alive(everyone) == everyone, "check mode terminated something"

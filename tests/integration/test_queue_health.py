@@ -514,6 +514,7 @@ def test_module_through_ansible_hides_the_password(broker, tmp_path):
     result = json.loads(out.read_text())
     assert result["changed"] is False
     assert result["status"] == "critical"  # 4 waiting, above 3, and no consumer
+    assert result["checked"] == broker.api_url
     assert result["queues"][0]["metrics"]["samples"] == [4, 4]
     assert result["queues"][0]["metrics"]["draining"] is False
     assert broker.password not in run.stdout + run.stderr

@@ -275,6 +275,7 @@ def test_through_ansible_primary_down_names_the_backup_and_hides_secrets(nodes, 
         assert result["best_endpoint"] == "own-node"
         assert [one["status"] for one in result["endpoints"]] == ["critical", "ok", "critical"]
         assert result["endpoints"][0]["url"] == "http://127.0.0.1:%d/v3/[REDACTED]" % primary.port
+        assert result["checked"] == result["endpoints"][0]["url"]
         assert result["endpoints"][1]["url"] == backup.url()
     texts = [run.stdout, run.stderr] + ([out.read_text()] if out.exists() else [])
     for secret in ("url-password", API_KEY, "query-api-key", "node-token-secret"):

@@ -19,7 +19,8 @@ CATALOG = {
 SEVERITIES = {"critical", "warning", "info"}
 MODES = {"auto", "dry_run", "approve", "notify_only"}
 PLATFORMS = {"compose", "kubernetes", "systemd"}
-NEVER_FROM_LABELS = {"project_src"}
+# The same paths as the adapter's remediate.routes.NEVER_FROM_LABELS (this test ships without the adapter).
+NEVER_FROM_LABELS = {"project_src", "mount", "certificate.file", "database.password_var"}
 
 
 def target_fields(target, prefix=""):

@@ -20,6 +20,8 @@ from remediate.alerts import Alert, WebhookPayload
 from remediate.config import Settings, load_settings
 from remediate.executor import make_executor
 from remediate.metrics import Metrics
+from remediate.outcomes import GOOD_RESULTS
+from remediate.preflight import preflight
 from remediate.routes import RouteError, check_routes, load_routes
 from remediate.safety import Engine, EscalationPolicy
 from remediate.store import open_store
@@ -42,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
 
     fire = commands.add_parser("fire", help="route and run one payload now, with progress")
     fire.add_argument("file", type=Path, help="an Alertmanager webhook payload or one alert (JSON)")
+
+    commands.add_parser("check", help="check that runs can start: ansible-playbook, collection, playbooks, inventory")
+
+    commands.add_parser("ack-notifications", help="acknowledge that the last notification failed (/healthz ok)")
 
     routes = commands.add_parser("routes", help="show or check the routes file")
     routes.add_argument("--check", action="store_true", help="fail on invalid routes; list catalog alerts without one")
@@ -91,6 +97,9 @@ def setup_logging() -> None:
 
 
 def build(settings: Settings) -> tuple:
+    for name in ("routes_file", "escalation_policy_file"):
+        if getattr(settings, name) is None:
+            raise RouteError(f"{name} is not set and the collection is not on {settings.executor.collections}")
     store = open_store(settings.store)
     store.init()
     engine = Engine(settings, load_routes(settings.routes_file), EscalationPolicy(settings.escalation_policy_file))
@@ -123,6 +132,8 @@ def cmd_serve(settings: Settings, args) -> int:
             file=sys.stderr,
         )
         return 2
+    if not _preflight_ok(settings, "serve"):
+        return 2
     store, engine, workers = build(settings)
     app = create_app(store, engine, workers, authenticator, settings.max_body_bytes)
     config = uvicorn.Config(
@@ -145,11 +156,36 @@ def cmd_serve(settings: Settings, args) -> int:
     return 0
 
 
+def _preflight_ok(settings: Settings, command: str) -> bool:
+    problems = preflight(settings)
+    if problems:
+        refusal = "" if command == "check" else ", refusing to start"
+        print(f"remediate {command}: cannot run playbooks{refusal}:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+    return not problems
+
+
+def cmd_check(settings: Settings, args) -> int:
+    if not _preflight_ok(settings, "check"):
+        return 1
+    print(f"ok: ansible-playbook {settings.executor.playbook_binary}, collections {settings.executor.collections}")
+    return 0
+
+
+def cmd_ack_notifications(settings: Settings, args) -> int:
+    _people_action(settings, "acknowledge_notifications", _person())
+    print("failed notifications acknowledged")
+    return 0
+
+
 def cmd_fire(settings: Settings, args) -> int:
     try:
         alerts = _read_alerts(args.file)
     except (OSError, ValueError) as error:
         print(f"remediate: {args.file}: {error}", file=sys.stderr)
+        return 2
+    if not _preflight_ok(settings, "fire"):
         return 2
     store, engine, workers = build(settings)
     decisions = engine.ingest(store, alerts, "fire")
@@ -159,17 +195,12 @@ def cmd_fire(settings: Settings, args) -> int:
     settings.workers = max(settings.workers, 1)
     workers.start()
     seen: dict[str, int] = {}
-    failed = False
     try:
         while True:
             for incident in sorted(incidents):
                 events = store.timeline(incident)
                 for event in events[seen.get(incident, 0) :]:
-                    result = event.get("data", {}).get("result")
-                    print(
-                        f"  [{_clock(event['at'])}] {event['kind']}{f' {result}' if result else ''}: {event['reason']}"
-                    )
-                    failed |= event["kind"] == "finished" and event.get("data", {}).get("status") != "successful"
+                    print(f"  {_event_line(event)}")
                 seen[incident] = len(events)
             pending = [run for run in store.runs(states=("queued", "running")) if run["incident_id"] in incidents]
             if not pending:
@@ -177,14 +208,19 @@ def cmd_fire(settings: Settings, args) -> int:
             time.sleep(0.5)
     finally:
         workers.stop()
+    ran = [run for run in store.runs(incidents=tuple(incidents)) if run["result"]]
+    for run in ran:
+        print(f"outcome of run {run['id']} ({run['playbook']}): {run['result']} - {run['outcome']}")
     waiting = [run for run in store.runs(states=("awaiting_approval",)) if run["incident_id"] in incidents]
     for run in waiting:
         print(f"run {run['id']} waits for approval: remediate approve {run['id']}")
     store.close()
-    return 1 if failed else 0
+    return 0 if all(run["result"] in GOOD_RESULTS for run in ran) else 1
 
 
 def cmd_routes(settings: Settings, args) -> int:
+    if settings.routes_file is None:
+        raise RouteError(f"routes_file is not set and the collection is not on {settings.executor.collections}")
     collections = [Path(path) for path in settings.executor.collections.split(":") if path]
     problems, unrouted = check_routes(settings.routes_file, collections, settings.catalog_file)
     if not args.check:
@@ -208,7 +244,7 @@ def cmd_incidents(settings: Settings, args) -> int:
             print(f"no incident {args.id}", file=sys.stderr)
             return 1
         for event in events:
-            print(f"[{_clock(event['at'])}] {event['kind']}: {event['reason']}")
+            print(_event_line(event))
         return 0
     for incident in store.incidents():
         print(
@@ -289,6 +325,12 @@ def _loopback(host: str) -> bool:
 
 def _person() -> str:
     return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+def _event_line(event: dict) -> str:
+    """One timeline event: when, what (with a task's or a run's result) and why."""
+    result = event.get("data", {}).get("result")
+    return f"[{_clock(event['at'])}] {event['kind']}{f' {result}' if result else ''}: {event['reason']}"
 
 
 def _clock(moment: float) -> str:

@@ -3,13 +3,40 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+# A checkout with the adapter installed in editable mode: the repository's root.
 REPO_ROOT = Path(__file__).resolve().parents[3]
+COLLECTION = ("incident", "remediation")
+DEFAULT_COLLECTIONS_PATH = f"{Path.home() / '.ansible' / 'collections'}:/usr/share/ansible/collections"
+
+
+def ansible_collections_paths() -> list[str]:
+    """Where ansible-playbook looks for collections: its configured paths (ansible.cfg,
+    ANSIBLE_COLLECTIONS_PATH), then, as its collection loader does, sys.path."""
+    try:
+        from ansible import constants  # noqa: PLC0415 - reads Ansible's configuration only when needed
+
+        configured = list(constants.COLLECTIONS_PATHS)
+    except ImportError:  # ansible-core lives in another environment: its documented defaults
+        configured = os.environ.get("ANSIBLE_COLLECTIONS_PATH", DEFAULT_COLLECTIONS_PATH).split(":")
+    return [*configured, *(entry for entry in sys.path if entry)]
+
+
+def collection_root(collections_path: str) -> Path | None:
+    """The incident.remediation collection on a collections path (colon-separated), if there."""
+    for root in collections_path.split(":"):
+        candidate = Path(root or ".") / "ansible_collections" / COLLECTION[0] / COLLECTION[1]
+        # A checkout has galaxy.yml, an installed collection MANIFEST.json.
+        if root and ((candidate / "galaxy.yml").is_file() or (candidate / "MANIFEST.json").is_file()):
+            return candidate.resolve()
+    return None
 
 
 class Strict(BaseModel):
@@ -60,15 +87,37 @@ class Executor(Strict):
     kind: Literal["local"] = "local"
     timeout_seconds: int = Field(900, ge=1)
     keep_artifacts: int = Field(50, ge=0)
+    # Default: the ansible-playbook beside this interpreter (the venv's bin), else on PATH.
+    ansible_playbook: Path | None = None
+    # Default: the collection's inventories/compose_host.
     inventory: Path | None = None
+    # Default: the checkout's .collections, else Ansible's configured collections paths.
     collections_path: str | None = None
+    # Default: the checkout's ansible.cfg; an installed collection has none (Ansible's own lookup).
+    ansible_config: Path | None = None
     # Ansible settings for the runs (no secrets here: they belong in the inventory or vault).
     envvars: dict[str, str] = {}
 
     @property
     def collections(self) -> str:
-        """ANSIBLE_COLLECTIONS_PATH for the runs: the setting, else the checkout's .collections."""
-        return self.collections_path or str(REPO_ROOT / ".collections")
+        """ANSIBLE_COLLECTIONS_PATH for the runs."""
+        if self.collections_path:
+            return self.collections_path
+        checkout = REPO_ROOT / ".collections"
+        if collection_root(str(checkout)) is not None:
+            return str(checkout)
+        return ":".join(ansible_collections_paths())
+
+    @property
+    def playbook_binary(self) -> Path | None:
+        """The ansible-playbook the runs use, or None when there is none."""
+        if self.ansible_playbook is not None:
+            return self.ansible_playbook
+        beside = Path(sys.executable).parent / "ansible-playbook"
+        if beside.is_file():
+            return beside
+        found = shutil.which("ansible-playbook")
+        return Path(found) if found else None
 
 
 class Settings(Strict):
@@ -80,10 +129,13 @@ class Settings(Strict):
     store: str = "sqlite:////var/lib/incident-remediation/adapter/remediate.db"
     state_dir: Path = Path("/var/lib/incident-remediation/adapter")
     incident_records_dir: Path | None = None
-    routes_file: Path = REPO_ROOT / "routes" / "routes.yml"
-    catalog_file: Path = REPO_ROOT / "routes" / "catalog.yml"
-    escalation_policy_file: Path = REPO_ROOT / "roles" / "notify" / "defaults" / "main.yml"
+    # Defaults: the collection's own files, found on the collections path (None when it is not there).
+    routes_file: Path | None = None
+    catalog_file: Path | None = None
+    escalation_policy_file: Path | None = None
     notify_playbook: str = "incident.remediation.notify"
+    # Notify runs fail when no channel delivered the message (the notify role's notify_required).
+    notify_required: bool = True
     workers: int = Field(2, ge=0, le=64)
     auth: Auth = Auth()
     safety: Safety = Safety()
@@ -96,6 +148,29 @@ class Settings(Strict):
         if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ValueError("store must be sqlite:///<path> or postgresql://...")
         return value
+
+    @model_validator(mode="after")
+    def _collection_defaults(self) -> Settings:
+        """Files left unset come from the collection (a checkout or an installed one)."""
+        root = collection_root(self.executor.collections)
+        if root is None:
+            return self
+        defaults = {
+            "routes_file": root / "routes" / "routes.yml",
+            "catalog_file": root / "routes" / "catalog.yml",
+            "escalation_policy_file": root / "roles" / "notify" / "defaults" / "main.yml",
+        }
+        for name, path in defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, path)
+        if self.executor.inventory is None:
+            self.executor.inventory = root / "inventories" / "compose_host"
+        if self.executor.ansible_config is None and (root / "ansible.cfg").is_file():
+            self.executor.ansible_config = root / "ansible.cfg"
+        return self
+
+    def collection(self) -> Path | None:
+        return collection_root(self.executor.collections)
 
 
 def load_settings(path: Path | None) -> Settings:

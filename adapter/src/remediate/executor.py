@@ -4,6 +4,9 @@ this host; an AWX/AAP executor (a later issue) implements the same ``run``."""
 from __future__ import annotations
 
 import json
+import logging
+import os
+import shlex
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,8 +14,11 @@ from typing import Protocol
 
 import ansible_runner
 
-from remediate.config import REPO_ROOT, Settings
+from remediate.config import Settings
+from remediate.outcomes import BadVerdict, parse_verdict
 from remediate.store import Run
+
+log = logging.getLogger("remediate.executor")
 
 # What reaches the incident timeline from a run: the start of each play and each
 # task's outcome (skipped tasks left out), never the module's result, which can
@@ -25,6 +31,12 @@ class RunResult:
     status: str  # successful | failed | timeout | canceled
     rc: int | None
     host_stats: dict
+    # The playbook's checked `remediation` data (docs/outcomes.md), None when it gave none.
+    verdict: dict | None = None
+    # Why the data it gave was refused, if it was.
+    verdict_problem: str | None = None
+    # Why the run could not be run at all (the executor broke), if it could not.
+    error: str | None = None
 
 
 class Executor(Protocol):
@@ -85,45 +97,45 @@ class LocalRunner:
         extravars.write_text(json.dumps(unsafe(run.extravars)))
         extravars.chmod(0o600)
 
+        stats: dict = {}
+
         def handle(event: dict) -> bool:
+            if event.get("event") == "playbook_on_stats":
+                stats.update((event.get("event_data") or {}).get("artifact_data") or {})
             kept = task_event(event)
             if kept is not None:
                 on_event(kept)
             return True
 
         executor = self.settings.executor
+        binary = executor.playbook_binary
         try:
             runner = ansible_runner.run(
                 private_data_dir=str(private_data_dir),
                 ident="run",
-                playbook=run.playbook,
-                inventory=str(executor.inventory or REPO_ROOT / "inventories" / "compose_host"),
-                envvars=self._envvars(),
+                # An explicit ansible-playbook: a service started with a bare PATH still finds it.
+                # With `binary` ansible-runner adds no playbook argument: it is the command line.
+                binary=str(binary or "ansible-playbook"),
+                cmdline=shlex.quote(run.playbook),
+                inventory=str(executor.inventory),
+                envvars=run_envvars(self.settings),
                 event_handler=handle,
                 cancel_callback=should_cancel,
                 timeout=executor.timeout_seconds,
                 quiet=True,
                 json_mode=False,
             )
-            result = RunResult(
-                status=runner.status,
-                rc=runner.rc,
-                host_stats=runner.stats or {},
-            )
+            result = RunResult(status=runner.status, rc=runner.rc, host_stats=runner.stats or {})
         finally:
             shutil.rmtree(private_data_dir / "env", ignore_errors=True)
             self._prune()
+        if "remediation" in stats:
+            try:
+                result.verdict = parse_verdict(stats["remediation"], run.incident_id)
+            except BadVerdict as error:
+                result.verdict_problem = str(error)
+                log.error("run %s: remediation data refused: %s", run.id, error)
         return result
-
-    def _envvars(self) -> dict[str, str]:
-        envvars = {
-            "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-            "ANSIBLE_COLLECTIONS_PATH": self.settings.executor.collections,
-            "ANSIBLE_FORCE_COLOR": "0",
-        }
-        if self.settings.incident_records_dir is not None:
-            envvars["INCIDENT_RECORDS_DIR"] = str(self.settings.incident_records_dir)
-        return {**envvars, **self.settings.executor.envvars}
 
     def _prune(self) -> None:
         """Keep the private data dirs (artifacts) of the last N runs."""
@@ -131,6 +143,25 @@ class LocalRunner:
         runs = sorted(path for path in self.runs_dir.iterdir() if path.is_dir())
         for stale in runs[: max(0, len(runs) - keep)]:
             shutil.rmtree(stale, ignore_errors=True)
+
+
+def run_envvars(settings: Settings) -> dict[str, str]:
+    """The environment of ansible-playbook: its own bin directory first on PATH (its
+    helpers, such as ansible-connection, are found beside it), the collections path,
+    the configuration file and the records folder; then the settings' envvars."""
+    executor = settings.executor
+    path = os.environ.get("PATH", "/usr/bin:/bin")
+    binary = executor.playbook_binary
+    envvars = {
+        "PATH": f"{binary.parent}:{path}" if binary is not None else path,
+        "ANSIBLE_COLLECTIONS_PATH": executor.collections,
+        "ANSIBLE_FORCE_COLOR": "0",
+    }
+    if executor.ansible_config is not None:
+        envvars["ANSIBLE_CONFIG"] = str(executor.ansible_config)
+    if settings.incident_records_dir is not None:
+        envvars["INCIDENT_RECORDS_DIR"] = str(settings.incident_records_dir)
+    return {**envvars, **executor.envvars}
 
 
 def make_executor(settings: Settings) -> Executor:

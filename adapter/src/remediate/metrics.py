@@ -15,7 +15,25 @@ class Metrics:
             registry=self.registry,
         )
         self.decisions = Counter("remediate_decisions", "Decisions taken, by kind", ["kind"], registry=self.registry)
-        self.runs = Counter("remediate_runs", "Finished runs, by result", ["result"], registry=self.registry)
+        self.runs = Counter(
+            "remediate_runs",
+            "Finished runs, by kind (remediate, notify) and result (docs/outcomes.md)",
+            ["kind", "result"],
+            registry=self.registry,
+        )
+        self.notifications_failed = Counter(
+            "remediate_notifications_failed",
+            "Notify runs that failed: people were not told",
+            registry=self.registry,
+        )
+        self.notifications_failing = Gauge(
+            "remediate_notifications_failing",
+            "1 while the last notify run failed and nobody acknowledged it (/healthz degraded)",
+            registry=self.registry,
+        )
+        self.breakers_open = Gauge(
+            "remediate_breakers_open", "Routes whose circuit breaker is open", registry=self.registry
+        )
         self.requests = Counter(
             "remediate_requests",
             "HTTP requests answered, by endpoint and code",

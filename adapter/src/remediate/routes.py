@@ -25,7 +25,8 @@ ROUTE_KEYS |= {"runbook"}
 SAFETY_KEYS = {"cooldown_minutes", "breaker_failures", "approval_timeout_minutes", "per_target_per_hour"}
 SAFETY_KEYS |= {"per_route_per_hour"}
 FIELD_KEYS = {"value", "label", "pattern", "allow", "default", "type"}
-NEVER_FROM_LABELS = {"project_src"}
+# Paths on the host and the names of secret variables: never taken from alert labels.
+NEVER_FROM_LABELS = ("project_src", "mount", "certificate.file", "database.password_var")
 TARGET_IDENTITY = ("platform", "host", "namespace", "project_name", "service", "project_src")
 # Variables the adapter sets itself; a route cannot map labels onto them.
 RESERVED_VARS = {"alert", "target", "incident_id", "dry_run", "severity", "thresholds", "incident_records_dir"}
@@ -97,9 +98,18 @@ class Route:
 
     def resolve(self, labels: dict[str, str]) -> tuple[dict, dict]:
         """The target and variables for an alert's labels; raises Rejected."""
-        return _resolve_tree(self.target, labels, "target"), {
-            name: spec.resolve(name, labels) for name, spec in self.variables.items()
-        }
+        return _resolve_tree(self.target, labels, "target"), self.variables_for(labels)
+
+    def variables_for(self, labels: dict[str, str]) -> dict:
+        """The route's variables for an alert's labels; raises Rejected."""
+        return {name: spec.resolve(name, labels) for name, spec in self.variables.items()}
+
+    def check_target(self, target: dict) -> dict:
+        """A target named by a playbook (a hand-over) through this route's target checks:
+        a fixed field must be absent or the same, a field taken from a label must pass the
+        label's pattern or allow list (absent: its default), nothing else may be set.
+        Returns the target as the route would give it; raises Rejected."""
+        return _check_tree(self.target, target, "target")
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,10 @@ class RouteTable:
 
     def by_name(self, name: str) -> Route | None:
         return next((route for route in self.routes if route.name == name), None)
+
+    def by_playbook(self, playbook: str) -> Route | None:
+        """The first route, in file order, that runs this playbook."""
+        return next((route for route in self.routes if route.playbook == playbook), None)
 
 
 def target_key(target: dict) -> str:
@@ -251,7 +265,7 @@ def _parse_tree(raw: Any, where: str) -> dict:
     for name, spec in raw.items():
         dotted = f"{where}.{name}"
         if isinstance(spec, dict) and ({"value", "label"} & set(spec)):
-            if name in NEVER_FROM_LABELS and "label" in spec:
+            if "label" in spec and any(dotted.endswith("." + path) for path in NEVER_FROM_LABELS):
                 raise RouteError(f"{dotted} must never come from a label")
             tree[name] = _parse_field(spec, dotted)
         else:
@@ -307,6 +321,28 @@ def _resolve_tree(tree: dict, labels: dict[str, str], where: str) -> dict:
         else _resolve_tree(spec, labels, f"{where}.{name}")
         for name, spec in tree.items()
     }
+
+
+def _check_tree(spec: dict, given: dict, where: str) -> dict:
+    unknown = sorted(set(given) - set(spec))
+    if unknown:
+        raise Rejected(f"{where}: {_show(str(unknown[0]))} is not a field of the route's target")
+    checked = {}
+    for name, field_spec in spec.items():
+        dotted = f"{where}.{name}"
+        value = given.get(name)
+        if isinstance(field_spec, FieldSpec) and field_spec.label is None:
+            if value is not None and str(value) != str(field_spec.value):
+                raise Rejected(f"{dotted}: differs from the route's fixed value ({_show(str(value))})")
+            checked[name] = field_spec.value
+        elif isinstance(field_spec, FieldSpec):
+            labels = {} if value is None else {field_spec.label: str(value)}
+            checked[name] = field_spec.resolve(dotted, labels)
+        elif value is None or isinstance(value, dict):
+            checked[name] = _check_tree(field_spec, value or {}, dotted)
+        else:
+            raise Rejected(f"{dotted} must be a mapping")
+    return checked
 
 
 def _show(value: str) -> str:

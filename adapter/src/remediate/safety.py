@@ -22,11 +22,13 @@ import yaml
 from remediate.alerts import Alert, contract_problem
 from remediate.config import Settings
 from remediate.routes import Rejected, Route, RouteTable, target_key
-from remediate.store import DECISION_LOCK, Store, Tx, now
+from remediate.store import DECISION_LOCK, Run, Store, Tx, now
 
 log = logging.getLogger("remediate.safety")
 HOUR = 3600.0
 ROUTE_WIDE_REASONS = ("capped", "breaker_open")
+# Hand-overs one incident may make: A -> B -> C -> D, then people are told instead.
+MAX_HANDOVERS = 3
 
 
 @dataclass
@@ -65,7 +67,9 @@ class _Context:
 
 
 class EscalationPolicy:
-    """The notify role's escalation policy (steps per severity, with overrides)."""
+    """The notify role's escalation policy (steps per severity, with overrides), read
+    from the same file the role reads; steps() gives what the role's
+    notify_escalation_schedule gives (tests/adapter/test_policy.py runs both)."""
 
     def __init__(self, path: Path):
         document = yaml.safe_load(Path(path).read_text()) or {}
@@ -73,13 +77,17 @@ class EscalationPolicy:
         self.overrides = document.get("notify_escalation_overrides") or []
 
     def steps(self, severity: str, playbook: str, alertname: str) -> list[dict]:
+        """The first override (in file order) for the severity that names the playbook
+        (short name) or the alert name replaces the severity's steps; in time order."""
         short = playbook.rsplit(".", 1)[-1]
+        chosen = (self.policy.get(severity) or {}).get("steps", [])
         for override in self.overrides:
             if severity in override.get("severities", []) and (
                 short in override.get("playbooks", []) or alertname in override.get("alertnames", [])
             ):
-                return list(override.get("steps", []))
-        return list((self.policy.get(severity) or {}).get("steps", []))
+                chosen = override.get("steps", [])
+                break
+        return sorted(chosen, key=lambda step: int(step.get("after_minutes", 0)))
 
 
 class Engine:
@@ -191,9 +199,19 @@ class Engine:
         )
 
     def _firing(
-        self, tx: Tx, route: Route, key: str, base: dict, *, variables: dict, moment: float, open_breakers: set[str]
+        self,
+        tx: Tx,
+        route: Route,
+        key: str,
+        base: dict,
+        *,
+        variables: dict,
+        moment: float,
+        open_breakers: set[str],
+        why: str | None = None,
     ) -> tuple[str, str, int | None]:
-        """The safety rules for a firing, routed, valid alert: (decision, reason, run id)."""
+        """The safety rules for a firing, routed, valid alert (or a hand-over, ``why`` says
+        which): (decision, reason, run id)."""
         fingerprint = base["alert"]["fingerprint"]
         if route.name in open_breakers:
             run_id = self.escalate(tx, route, key, base, reason="breaker_open", moment=moment)
@@ -217,10 +235,10 @@ class Engine:
         capped = self._cap_reached(tx, route, key, moment)
         if capped:
             return "capped", f"{capped}: escalated", self.escalate(tx, route, key, base, reason="capped", moment=moment)
-        return self._queue(tx, route, key, base, variables=variables, moment=moment)
+        return self._queue(tx, route, key, base, variables=variables, moment=moment, why=why)
 
     def _queue(
-        self, tx: Tx, route: Route, key: str, base: dict, *, variables: dict, moment: float
+        self, tx: Tx, route: Route, key: str, base: dict, *, variables: dict, moment: float, why: str | None
     ) -> tuple[str, str, int | None]:
         mode = route.mode
         if self.settings.safety.dry_run and mode in ("auto", "approve"):
@@ -231,6 +249,7 @@ class Engine:
         if self.settings.incident_records_dir is not None:
             extravars["incident_records_dir"] = str(self.settings.incident_records_dir)
         approval = mode == "approve"
+        alertname = base["alert"]["labels"].get("alertname", "")
         timeout = 60 * route.safety.get("approval_timeout_minutes", self.settings.safety.approval_timeout_minutes)
         run_id = tx.create_run(
             kind="remediate",
@@ -243,7 +262,7 @@ class Engine:
             extravars=extravars,
             now=moment,
             expires_at=moment + timeout if approval else None,
-            reason="waits for approval" if approval else f"alert {base['alert']['labels'].get('alertname', '')}",
+            reason=why or ("waits for approval" if approval else f"alert {alertname}"),
         )
         tx.add_member(run_id, base["alert"]["fingerprint"])
         tx.count_run(_cap_scopes(route, key), moment)
@@ -298,14 +317,72 @@ class Engine:
             reason += "; canceled queued run(s) " + ", ".join(map(str, canceled))
         return reason
 
+    # Hand-over.
+    def hand_over(self, tx: Tx, run: Run, handover: dict, moment: float) -> tuple[str, str, int | None]:
+        """Queue the playbook a run handed over to, for the target it named, under the
+        same incident and through the same safety rules as an alert: the route that runs
+        that playbook, its target checks, breaker, mode, dedup, cooldown and caps. When
+        that cannot be (no such route, a target that fails the checks, too many
+        hand-overs), people are told instead. (decision, reason, run id)."""
+        alert = run.extravars["alert"]
+        route = self.routes.by_playbook(handover["playbook"])
+        problem, target, variables = None, {}, {}
+        if route is None:
+            problem = "no route runs that playbook"
+        elif tx.handovers(run.incident_id) >= MAX_HANDOVERS:
+            problem = f"this incident was handed over {MAX_HANDOVERS} times already"
+        else:
+            try:
+                target, variables = route.check_target(handover["target"]), route.variables_for(alert["labels"])
+            except Rejected as error:
+                problem = f"the route {route.name!r} refuses it: {error}"
+        if problem is not None:
+            reason = f"hand-over to {handover['playbook']} refused: {problem}"
+            tx.event(run.incident_id, "handover_refused", reason, now=moment, run_id=run.id)
+            self.escalate_run(tx, run, reason="handover_refused", moment=moment)
+            return "handover_refused", reason, None
+        base = {"alert": alert, "target": target, "incident_id": run.incident_id, "severity": route.severity}
+        decision, reason, run_id = self._firing(
+            tx,
+            route,
+            target_key(target),
+            base,
+            variables=variables,
+            moment=moment,
+            open_breakers=tx.open_breakers(),
+            why=f"hand-over from {run.playbook}: {handover['reason']}",
+        )
+        tx.event(
+            run.incident_id,
+            "handed_over",
+            f"to {handover['playbook']} (route {route.name}): {decision} - {reason}",
+            now=moment,
+            run_id=run.id,
+            data={"route": route.name, "decision": decision, "handover_run": run_id},
+        )
+        return decision, reason, run_id
+
     # Escalation.
-    def escalate(self, tx: Tx, route: Route, key: str, base: dict, *, reason: str, moment: float) -> int | None:
-        """Tell people now (a notify run) and start the policy's timers for the incident.
+    def escalate_run(self, tx: Tx, run: Run, *, reason: str, moment: float, notify: bool = True) -> int | None:
+        """escalate() for what a run ended with, on the run's route and target."""
+        route = self.routes.by_name(run.route)
+        if route is None:  # the route left the routes file since the run was queued
+            log.error("run %s: no route %r to escalate on", run.id, run.route)
+            return None
+        keys = ("alert", "target", "incident_id", "severity")
+        base = {key: run.extravars[key] for key in keys if key in run.extravars}
+        return self.escalate(tx, route, run.target_key, base, reason=reason, moment=moment, notify=notify)
+
+    def escalate(
+        self, tx: Tx, route: Route, key: str, base: dict, *, reason: str, moment: float, notify: bool = True
+    ) -> int | None:
+        """Tell people now (a notify run) and start the policy's timers for the incident;
+        with ``notify`` false the playbook told people already (step 0): timers only.
 
         A cap or an open breaker is a route-wide state that a storm hits once per
         target: people get one message per route while one is on its way, and no
         per-incident timers, instead of thousands of pages."""
-        tx.event(base["incident_id"], "escalated", reason, now=moment, data={"route": route.name})
+        tx.event(base["incident_id"], "escalated", reason, now=moment, data={"route": route.name, "notify": notify})
         if reason in ROUTE_WIDE_REASONS:
             return self.notify(tx, route.name, "route-wide", base, moment, event="update", reason=reason)
         steps = self.policy.steps(route.severity, route.playbook, route.alertname)
@@ -329,6 +406,8 @@ class Engine:
                     json.dumps(base),
                 ),
             )
+        if not notify:
+            return None
         return self.notify(tx, route.name, key, base, moment, event="update", reason=reason)
 
     def notify(
@@ -339,7 +418,13 @@ class Engine:
         pending = tx.active_run("notify", route, key)
         if pending is not None:
             return pending
-        extravars = {**base, "dry_run": False, "notify_event": event, "notify_reason": reason}
+        extravars = {
+            **base,
+            "dry_run": False,
+            "notify_event": event,
+            "notify_reason": reason,
+            "notify_required": self.settings.notify_required,
+        }
         if step is not None:
             extravars["escalation_step"] = step
         run_id = tx.create_run(

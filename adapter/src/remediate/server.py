@@ -207,6 +207,12 @@ def _people_endpoints(app: FastAPI, api: Api) -> None:
         await run_in_threadpool(api.workers.reset_breaker, route, principal)
         return JSONResponse({"route": route, "outcome": "reset"})
 
+    @app.post("/api/v1/notifications/acknowledge", summary="A person knows the last notification failed")
+    async def acknowledge_notifications(request: Request) -> JSONResponse:
+        principal, _ = await api.authenticated(request)
+        await run_in_threadpool(api.workers.acknowledge_notifications, principal)
+        return JSONResponse({"outcome": "acknowledged"})
+
     @app.post("/api/v1/silences", summary="Silence alerts matching labels for some minutes")
     async def add_silence(request: Request) -> JSONResponse:
         principal, body = await api.authenticated(request)
@@ -237,12 +243,19 @@ def _read_endpoints(app: FastAPI, api: Api) -> None:
         states = tuple(state.split(",")) if state else None
         return JSONResponse(await run_in_threadpool(api.store.runs, states=states))
 
-    @app.get("/healthz", summary="Liveness and store reachability")
+    @app.get("/healthz", summary="Liveness, store reachability and failed notifications")
     async def healthz() -> JSONResponse:
         try:
-            depth = await run_in_threadpool(api.store.queue_depth)
+            depth, failing = await run_in_threadpool(api.store.health)
         except Exception as error:  # the store is down: say so, do not crash
             return JSONResponse({"status": "unavailable", "error": type(error).__name__}, status_code=503)
+        if failing is not None:
+            # Still 200: intake works and a restart would not help; the status says who must act.
+            problem = (
+                f"notify run {failing['run_id']} ended {failing['result']}: people were not told;"
+                " acknowledge with remediate ack-notifications once handled"
+            )
+            return JSONResponse({"status": "degraded", "queue_depth": depth, "problems": [problem]})
         return JSONResponse({"status": "ok", "queue_depth": depth})
 
     @app.get("/metrics", summary="Prometheus metrics")

@@ -26,6 +26,10 @@ ACTIVE_STATES = ("queued", "awaiting_approval", "running")
 # The partial unique index's predicate; ON CONFLICT must name the same one.
 ACTIVE = "state IN ({})".format(", ".join(f"'{state}'" for state in ACTIVE_STATES))
 FINAL_STATES = ("successful", "failed", "timeout", "canceled", "interrupted", "expired")
+# Columns added after the first release: (table, column, definition), added to older stores on start.
+ADDED_COLUMNS = (("runs", "result", "TEXT NOT NULL DEFAULT ''"),)
+# Where the adapter's own events go (not an incident's): acknowledgements of failed notifications.
+ADAPTER_EVENTS = "adapter"
 # Advisory lock keys (PostgreSQL): one for intake decisions, one for queue claims.
 DECISION_LOCK = 7_415_001
 CLAIM_LOCK = 7_415_002
@@ -73,12 +77,14 @@ CREATE TABLE IF NOT EXISTS runs (
   attempt INTEGER NOT NULL DEFAULT 1,
   outcome TEXT NOT NULL DEFAULT '',
   cancel_requested INTEGER NOT NULL DEFAULT 0,
-  host_stats TEXT
+  host_stats TEXT,
+  result TEXT NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX IF NOT EXISTS runs_one_active ON runs (kind, route, target_key)
   WHERE {active};
 CREATE INDEX IF NOT EXISTS runs_state ON runs (state, id);
 CREATE INDEX IF NOT EXISTS runs_route_target ON runs (route, target_key, created_at);
+CREATE INDEX IF NOT EXISTS runs_kind_finished ON runs (kind, finished_at);
 CREATE TABLE IF NOT EXISTS run_counts (
   scope TEXT NOT NULL,
   minute BIGINT NOT NULL,
@@ -333,17 +339,43 @@ class Tx:
         row = self.one(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
         return Run.from_row(row) if row else None
 
-    def finish_run(self, run_id: int, state: str, outcome: str, now: float, host_stats: dict | None = None) -> None:
+    def finish_run(
+        self, run_id: int, state: str, outcome: str, now: float, host_stats: dict | None = None, *, result: str
+    ) -> None:
+        """``state`` is how the process ended, ``result`` what the run ended with (outcomes.py)."""
         self.execute(
-            "UPDATE runs SET state = ?, outcome = ?, finished_at = ?, host_stats = ? WHERE id = ?",
-            (state, outcome, now, json.dumps(host_stats) if host_stats is not None else None, run_id),
+            "UPDATE runs SET state = ?, outcome = ?, finished_at = ?, host_stats = ?, result = ? WHERE id = ?",
+            (state, outcome, now, json.dumps(host_stats) if host_stats is not None else None, result, run_id),
         )
 
     def end_run(self, run: Run, state: str, outcome: str, now: float) -> None:
         """End a run that did not finish by itself (canceled, expired, interrupted) and
         record that in its incident's timeline, the outcome as the reason."""
-        self.finish_run(run.id, state, outcome, now)
+        self.finish_run(run.id, state, outcome, now, result=state)
         self.event(run.incident_id, state, outcome, now=now, run_id=run.id)
+
+    def handovers(self, incident_id: str) -> int:
+        """Hand-over runs created for an incident so far."""
+        return self.scalar(
+            "SELECT count(*) FROM runs WHERE incident_id = ? AND kind = 'remediate' AND reason LIKE 'hand-over%'",
+            (incident_id,),
+        )
+
+    def failing_notification(self) -> dict | None:
+        """The last notify run, when it failed and no person acknowledged that since; else None."""
+        row = self.one(
+            "SELECT id, result, finished_at FROM runs WHERE kind = 'notify' AND result IN ('notified', 'failed',"
+            " 'timeout') ORDER BY finished_at DESC, id DESC LIMIT 1"
+        )
+        if row is None or row[1] == "notified":
+            return None
+        acknowledged = self.scalar(
+            "SELECT max(at) FROM events WHERE incident_id = ? AND kind = 'notifications_acknowledged'",
+            (ADAPTER_EVENTS,),
+        )
+        if acknowledged is not None and acknowledged >= row[2]:
+            return None
+        return {"run_id": row[0], "result": row[1], "finished_at": row[2]}
 
     def queue_depth(self) -> int:
         return self.scalar("SELECT count(*) FROM runs WHERE state IN ('queued', 'awaiting_approval')")
@@ -410,6 +442,10 @@ class Store:
             for statement in self.schema().split(";"):
                 if statement.strip():
                     tx.execute(statement)
+            for table, column, definition in ADDED_COLUMNS:
+                present = {item[0] for item in tx.execute(f"SELECT * FROM {table} LIMIT 0").description}
+                if column not in present:
+                    tx.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def schema(self) -> str:
         return SCHEMA.format(serial=self.serial, active=ACTIVE)
@@ -449,19 +485,22 @@ class Store:
                 )
             ]
 
-    def runs(self, *, states: tuple[str, ...] | None = None, limit: int = 1000) -> list[dict]:
+    def runs(
+        self, *, states: tuple[str, ...] | None = None, incidents: tuple[str, ...] | None = None, limit: int = 1000
+    ) -> list[dict]:
         sql = (
             "SELECT id, kind, route, target_key, incident_id, playbook, mode, state, reason, created_at,"
-            " started_at, finished_at, attempt, host_stats, approved_by, outcome FROM runs"
+            " started_at, finished_at, attempt, host_stats, approved_by, outcome, result FROM runs WHERE 1 = 1"
         )
         args: tuple = ()
-        if states:
-            sql += " WHERE state IN (%s)" % ", ".join("?" for _ in states)
-            args = states
+        for column, values in (("state", states), ("incident_id", incidents)):
+            if values:
+                sql += f" AND {column} IN (%s)" % ", ".join("?" for _ in values)
+                args += tuple(values)
         sql += " ORDER BY id LIMIT ?"
         names = (
             "id kind route target_key incident_id playbook mode state reason created_at started_at finished_at"
-            " attempt host_stats approved_by outcome"
+            " attempt host_stats approved_by outcome result"
         ).split()
         with self.transaction() as tx:
             return [
@@ -472,6 +511,11 @@ class Store:
     def queue_depth(self) -> int:
         with self.transaction() as tx:
             return tx.queue_depth()
+
+    def health(self) -> tuple[int, dict | None]:
+        """(queue depth, the failing notification or None), in one transaction."""
+        with self.transaction() as tx:
+            return tx.queue_depth(), tx.failing_notification()
 
 
 def _data(text: str) -> dict:

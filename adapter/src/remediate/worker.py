@@ -12,14 +12,21 @@ import time
 import uuid
 from collections.abc import Callable
 
-from remediate.executor import Executor
+from remediate.executor import Executor, RunResult
 from remediate.metrics import Metrics
+from remediate.outcomes import (
+    ADAPTER_ESCALATES,
+    BREAKER_COUNTS,
+    BREAKER_RESETS,
+    NOTIFIED,
+    PLAYBOOK_ESCALATES,
+    run_result,
+)
 from remediate.safety import Engine
-from remediate.store import CLAIM_LOCK, DECISION_LOCK, PostgresStore, Run, Store, Tx, now
+from remediate.store import ADAPTER_EVENTS, CLAIM_LOCK, DECISION_LOCK, PostgresStore, Run, Store, Tx, now
 
 log = logging.getLogger("remediate.worker")
 STALE_AFTER_SECONDS = 30.0
-FAILED_RESULTS = ("failed", "timeout")
 
 
 class Workers:
@@ -76,7 +83,7 @@ class Workers:
                 run = tx.get_run(run_id)
                 if run.kind == "remediate" and not tx.any_firing(run_id):
                     tx.end_run(run, "canceled", "the alert resolved before the run started", moment)
-                    self.metrics.runs.labels(result="canceled").inc()
+                    self.metrics.runs.labels(kind=run.kind, result="canceled").inc()
                     continue
                 tx.execute(
                     "UPDATE runs SET state = 'running', started_at = ?, heartbeat_at = ?, owner = ? WHERE id = ?",
@@ -110,50 +117,84 @@ class Workers:
 
         try:
             result = self.executor.run(run, on_event, should_cancel)
-            status, host_stats, detail = result.status, result.host_stats, f"rc={result.rc}"
         except Exception as error:  # an executor that breaks fails the run, not the adapter
             log.exception("run %s: executor error", run.id)
-            status, host_stats, detail = "failed", {}, f"executor error: {type(error).__name__}"
-        self.metrics.runs.labels(result=status).inc()
+            result = RunResult(status="failed", rc=None, host_stats={}, error=f"executor error: {type(error).__name__}")
+        outcome = run_result(run.kind, result.status, result.verdict)
+        self.metrics.runs.labels(kind=run.kind, result=outcome).inc()
         self.metrics.run_duration.observe(time.monotonic() - started)
-        self.finish(run, status, detail, host_stats)
-        return status
+        self.finish(run, result, outcome)
+        return outcome
 
-    def finish(self, run: Run, status: str, detail: str, host_stats: dict) -> None:
+    def finish(self, run: Run, result: RunResult, outcome: str) -> None:
+        """Record how a run ended and act on it, in one transaction."""
+        verdict = result.verdict or {}
+        detail = result.error or f"rc={result.rc}"
+        if result.verdict_problem:
+            detail += f"; remediation data refused: {result.verdict_problem}"
+        summary = verdict.get("summary") or detail
         with self.store.transaction(DECISION_LOCK) as tx:
             moment = now()
-            tx.finish_run(run.id, status, detail, moment, host_stats)
+            tx.finish_run(run.id, result.status, summary, moment, result.host_stats, result=outcome)
             tx.event(
                 run.incident_id,
                 "finished",
-                f"{status} ({detail})",
+                summary,
                 now=moment,
                 run_id=run.id,
-                data={"status": status, "host_stats": host_stats},
+                data={
+                    "status": result.status,
+                    "result": outcome,
+                    "rc": result.rc,
+                    "host_stats": result.host_stats,
+                    **{key: verdict[key] for key in ("notified", "actions", "handover") if key in verdict},
+                },
             )
             if run.kind == "remediate":
-                self._after_remediation(tx, run, status, moment)
-        log.info("run finished", extra={"run_id": run.id, "incident": run.incident_id, "status": status})
+                self._after_remediation(tx, run, outcome, verdict, moment)
+        if run.kind == "notify" and outcome != NOTIFIED:
+            self.metrics.notifications_failed.inc()
+            log.error(
+                "notification run failed: people were not told",
+                extra={
+                    "run_id": run.id,
+                    "incident": run.incident_id,
+                    "reason": run.extravars.get("notify_reason", ""),
+                    "result": outcome,
+                },
+            )
+        level = logging.ERROR if outcome in ADAPTER_ESCALATES else logging.INFO
+        log.log(level, "run finished", extra={"run_id": run.id, "incident": run.incident_id, "result": outcome})
 
-    def _after_remediation(self, tx: Tx, run: Run, status: str, moment: float) -> None:
+    def _after_remediation(self, tx: Tx, run: Run, outcome: str, verdict: dict, moment: float) -> None:
+        """The breaker, the one message the outcome calls for, and a hand-over."""
+        if run.mode != "dry_run" and (outcome in BREAKER_COUNTS or outcome in BREAKER_RESETS):
+            self._count_for_breaker(tx, run, outcome, moment)
+        if outcome in ADAPTER_ESCALATES:
+            self.engine.escalate_run(tx, run, reason=outcome, moment=moment)
+        elif outcome in PLAYBOOK_ESCALATES:
+            # The playbook sent step 0 (`declared`) when it says so; the later steps are the adapter's.
+            self.engine.escalate_run(tx, run, reason=outcome, moment=moment, notify=not verdict["notified"])
+        elif outcome == "handed_over":
+            decision, _, _ = self.engine.hand_over(tx, run, verdict["handover"], moment)
+            self.metrics.decisions.labels(kind=f"handover_{decision}").inc()
+
+    def _count_for_breaker(self, tx: Tx, run: Run, outcome: str, moment: float) -> None:
         route = self.engine.routes.by_name(run.route)
-        if run.mode != "dry_run":
-            failures, _ = tx.breaker(run.route)
-            failures = failures + 1 if status in FAILED_RESULTS else 0
-            threshold = (route.safety if route else {}).get("breaker_failures", self.settings.safety.breaker_failures)
-            opened = failures >= threshold
-            tx.set_breaker(run.route, failures, opened, moment)
-            if opened:
-                tx.event(
-                    run.incident_id,
-                    "breaker_opened",
-                    f"{failures} failed runs in a row: notify only until reset",
-                    now=moment,
-                    run_id=run.id,
-                )
-                self.metrics.decisions.labels(kind="breaker_opened").inc()
-        if status in FAILED_RESULTS and route is not None:
-            self.engine.escalate(tx, route, run.target_key, _base(run), reason="failed", moment=moment)
+        failures, _ = tx.breaker(run.route)
+        failures = failures + 1 if outcome in BREAKER_COUNTS else 0
+        threshold = (route.safety if route else {}).get("breaker_failures", self.settings.safety.breaker_failures)
+        opened = failures >= threshold
+        tx.set_breaker(run.route, failures, opened, moment)
+        if opened:
+            tx.event(
+                run.incident_id,
+                "breaker_opened",
+                f"{failures} failed or unhealed runs in a row: notify only until reset",
+                now=moment,
+                run_id=run.id,
+            )
+            self.metrics.decisions.labels(kind="breaker_opened").inc()
 
     def _work(self) -> None:
         while not self._stop.is_set():
@@ -183,6 +224,8 @@ class Workers:
             self._expire_approvals(tx, moment)
             self._escalation_steps(tx, moment)
             self.metrics.queue_depth.set(tx.queue_depth())
+            self.metrics.notifications_failing.set(1 if tx.failing_notification() else 0)
+            self.metrics.breakers_open.set(len(tx.open_breakers()))
         if isinstance(self.store, PostgresStore):
             self.recover(stale_after=STALE_AFTER_SECONDS)
 
@@ -191,9 +234,7 @@ class Workers:
             run = tx.get_run(run_id)
             tx.end_run(run, "expired", "nobody approved it in time", moment)
             self.metrics.decisions.labels(kind="expired").inc()
-            route = self.engine.routes.by_name(run.route)
-            if route is not None:
-                self.engine.escalate(tx, route, run.target_key, _base(run), reason="expired", moment=moment)
+            self.engine.escalate_run(tx, run, reason="expired", moment=moment)
 
     def _escalation_steps(self, tx: Tx, moment: float) -> None:
         for row in tx.all(
@@ -245,9 +286,8 @@ class Workers:
                     )
                 else:
                     tx.end_run(run, "interrupted", "the adapter died while it ran", moment)
-                    route = self.engine.routes.by_name(run.route)
-                    if run.kind == "remediate" and route is not None:
-                        self.engine.escalate(tx, route, run.target_key, _base(run), reason="interrupted", moment=moment)
+                    if run.kind == "remediate":
+                        self.engine.escalate_run(tx, run, reason="interrupted", moment=moment)
                 recovered.append(run_id)
         if recovered:
             log.warning("recovered interrupted runs", extra={"runs": recovered, "requeued": requeue})
@@ -290,6 +330,12 @@ class Workers:
             tx.event(f"route-{route}", "breaker_reset", f"reset by {by}", now=now(), data={"route": route})
         self.metrics.decisions.labels(kind="breaker_reset").inc()
 
+    def acknowledge_notifications(self, by: str) -> None:
+        """A person knows the last notification failed: /healthz is ok again until the next one fails."""
+        with self.store.transaction(DECISION_LOCK) as tx:
+            tx.event(ADAPTER_EVENTS, "notifications_acknowledged", f"acknowledged by {by}", now=now())
+        log.warning("failed notifications acknowledged", extra={"by": by})
+
     def add_silence(self, matchers: dict, seconds: float, by: str, comment: str) -> int:
         moment = now()
         with self.store.transaction(DECISION_LOCK) as tx:
@@ -298,8 +344,3 @@ class Workers:
                 " RETURNING id",
                 (json.dumps(matchers), moment, moment + seconds, by, comment),
             )
-
-
-def _base(run: Run) -> dict:
-    keys = ("alert", "target", "incident_id", "severity")
-    return {key: run.extravars[key] for key in keys if key in run.extravars}

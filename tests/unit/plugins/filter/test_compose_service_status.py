@@ -1,8 +1,8 @@
 """Unit tests for plugins/filter/compose_service_status.py."""
 
 import pytest
-from ansible_collections.incident.remediation.plugins.filter.compose_service_status import (
-    FilterModule,
+from ansible_collections.incident.remediation.plugins.filter.compose_service_status import FilterModule
+from ansible_collections.incident.remediation.plugins.module_utils._compose_status import (
     compose_service_status,
     container_state,
 )

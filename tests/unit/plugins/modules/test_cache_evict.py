@@ -341,6 +341,7 @@ def test_unreachable_server_is_reported_not_failed(run_module, closed_port):
     assert result["is_available"] is False
     assert result["error"].startswith("ConnectionError")
     assert set(RETURN) <= set(result)
+    assert result["checked"] == "redis://127.0.0.1:%d/0" % closed_port
     assert result["per_pattern"] == {}
     assert result["deleted"] == 0
     assert "pw-never-shown" not in out

@@ -563,9 +563,9 @@ def test_unreachable_server_is_critical_at_once(closed_port):
     assert result["is_available"] is False
     assert isinstance(result["error"], str)
     assert result["error"].startswith("ConnectionError")
-    assert result["server"] == "127.0.0.1:%d" % closed_port
+    assert result["checked"] == "redis://127.0.0.1:%d/0" % closed_port
     (reason,) = result["reasons"]
-    assert result["server"] in reason
+    assert "Redis at 127.0.0.1:%d " % closed_port in reason
     assert result["metrics"] == dict.fromkeys(METRIC_KEYS)
     # Refused connections are reported, not retried (connect_timeout is 2 s here).
     assert elapsed < 1.0
@@ -607,7 +607,7 @@ def test_main_returns_the_stable_shape(run_module, closed_port):
     assert set(result["thresholds"]) == set(THRESHOLD_SPEC)
     assert isinstance(result["elapsed_ms"], float)
     assert 0.0 <= result["elapsed_ms"] < 1000.0
-    assert result["server"] == "127.0.0.1:%d" % closed_port
+    assert result["checked"] == "redis://127.0.0.1:%d/0" % closed_port
     assert isinstance(result["error"], str)
     assert "s3cret-pw" not in out
 

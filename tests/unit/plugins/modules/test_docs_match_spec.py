@@ -14,7 +14,6 @@ import pytest
 import yaml
 from ansible.module_utils.basic import AnsibleModule
 
-COLLECTION = "incident.remediation"
 PACKAGE = "ansible_collections.incident.remediation.plugins"
 PLUGINS_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "plugins")
 
@@ -28,6 +27,9 @@ def plugin_names(kind):
 
 MODULES = plugin_names("modules")
 ACTIONS = set(plugin_names("action"))
+# Health checks: they read only, and name what they checked in `checked`, as do the modules that act.
+READ_ONLY_MODULES = ["cache_health", "http_health", "metrics_health", "pool_health", "queue_health", "rpc_health"]
+CHECKING_MODULES = [*READ_ONLY_MODULES, "cache_evict", "pool_terminate"]
 
 
 class _SpecCaptured(Exception):
@@ -38,18 +40,30 @@ def import_module(name):
     return importlib.import_module("%s.modules.%s" % (PACKAGE, name))
 
 
+def fragment_text(fragment):
+    """The YAML of a doc fragment named namespace.collection.name[.variable], as ansible-doc finds it."""
+    namespace, collection, name, *variable = fragment.split(".")
+    if (namespace, collection) == ("ansible", "builtin"):
+        package = "ansible.plugins.doc_fragments"
+    else:
+        package = "ansible_collections.%s.%s.plugins.doc_fragments" % (namespace, collection)
+    fragment_module = importlib.import_module("%s.%s" % (package, name))
+    return getattr(fragment_module.ModuleDocFragment, variable[0].upper() if variable else "DOCUMENTATION")
+
+
 def documented_options(module):
-    """Options of DOCUMENTATION plus those of the collection's fragments it extends."""
+    """DOCUMENTATION with the attributes of the fragments it extends merged in (the module's
+    own keys win, as in ansible-doc), and its options plus theirs."""
     doc = yaml.safe_load(module.DOCUMENTATION)
-    options = {}
+    options, attributes = {}, {}
     for fragment in doc.get("extends_documentation_fragment", []):
-        if not fragment.startswith(COLLECTION + "."):
-            continue  # ansible.builtin or another collection's fragment: not ours to check
-        parts = fragment[len(COLLECTION) + 1 :].split(".")
-        variable = parts[1].upper() if len(parts) > 1 else "DOCUMENTATION"
-        fragment_module = importlib.import_module("%s.doc_fragments.%s" % (PACKAGE, parts[0]))
-        fragment_doc = yaml.safe_load(getattr(fragment_module.ModuleDocFragment, variable))
+        fragment_doc = yaml.safe_load(fragment_text(fragment))
         options.update(fragment_doc.get("options") or {})
+        for name, attribute in (fragment_doc.get("attributes") or {}).items():
+            attributes.setdefault(name, {}).update(attribute)
+    for name, attribute in (doc.get("attributes") or {}).items():
+        attributes.setdefault(name, {}).update(attribute)
+    doc["attributes"] = attributes
     for name, option in (doc.get("options") or {}).items():
         assert name not in options, "%s is documented both in the module and a fragment" % name
         options[name] = option
@@ -173,6 +187,31 @@ def test_check_mode_support_matches_the_attributes(module_docs_and_spec):
 
 def test_documentation_names_the_module(module_docs_and_spec):
     assert module_docs_and_spec.doc["module"] == module_docs_and_spec.name
+
+
+def test_check_and_diff_mode_are_described_with_their_support(module_docs_and_spec):
+    attributes = module_docs_and_spec.doc["attributes"]
+    for name in ("check_mode", "diff_mode"):
+        assert attributes[name]["description"]
+        assert attributes[name]["support"] in ("full", "partial", "none", "N/A")
+
+
+@pytest.mark.parametrize("name", READ_ONLY_MODULES)
+def test_health_checks_take_the_read_only_attributes(name):
+    doc = yaml.safe_load(import_module(name).DOCUMENTATION)
+    assert "attributes" not in doc, "the incident.remediation.attributes.read_only fragment says it"
+    assert doc["extends_documentation_fragment"][-2:] == [
+        "incident.remediation.attributes",
+        "incident.remediation.attributes.read_only",
+    ]
+
+
+@pytest.mark.parametrize("name", CHECKING_MODULES)
+def test_what_was_checked_is_returned_as_checked(name):
+    returned = yaml.safe_load(import_module(name).RETURN)
+    assert returned["checked"]["type"] == "str"
+    assert returned["checked"]["returned"] == "always"
+    assert not {"server", "url", "source"} & set(returned), "checked replaces the per-module keys"
 
 
 def test_return_keys_are_documented_as_always_returned_or_say_when(module_docs_and_spec):

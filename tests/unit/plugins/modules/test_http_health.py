@@ -261,7 +261,7 @@ def test_main_returns_the_stable_shape(run_module, closed_port):
     assert result["changed"] is False
     assert set(RETURN) | {"changed"} <= set(result)
     assert result["status"] == "critical"
-    assert result["url"] == "http://127.0.0.1:%d/health" % closed_port
+    assert result["checked"] == "http://127.0.0.1:%d/health" % closed_port
     assert len(result["attempt_results"]) == 2
     assert result["thresholds"] == THRESHOLDS
     for secret in ("pw-in-url", "query-secret", "header-secret"):
@@ -271,7 +271,7 @@ def test_main_returns_the_stable_shape(run_module, closed_port):
 def test_main_shows_a_url_without_secrets(run_module, closed_port):
     url = "http://127.0.0.1:%d/health" % closed_port
     _code, result, _out = run_module(http_health, {"url": url, "attempts": 2, "retry_delay_ms": 0})
-    assert result["url"] == url
+    assert result["checked"] == url
     assert result["invocation"]["module_args"]["url"] == url
 
 

@@ -514,7 +514,7 @@ def test_endpoint_mode_scrapes_twice_an_interval_apart(endpoint):
         'queue {queue="emails"} is 170, above the warning threshold of 100',
     ]
     assert [check["window"] for check in result["checks"]] == ["10.00s", "10.00s", "instant"]
-    assert result["source"] == {"type": "endpoint", "url": url}
+    assert result["checked"] == "endpoint " + url
     assert result["thresholds"]["api p95"] == {"warning": 2.0, "critical": 5.0, "direction": "above"}
     assert result["checks"][0]["promql"].endswith('/ sum(rate(http_requests_total{handler="/api"}[5m]))')
     for check in result["checks"]:
@@ -606,7 +606,7 @@ def test_main_returns_the_stable_shape(run_module, closed_port):
     assert set(RETURN) | {"changed"} <= set(result)
     assert result["status"] == "unknown"
     assert result["is_available"] is False
-    assert result["source"] == {"type": "prometheus", "url": "http://127.0.0.1:%d" % closed_port}
+    assert result["checked"] == "prometheus http://127.0.0.1:%d" % closed_port
     assert result["thresholds"] == {
         "http_requests_total error ratio": {"warning": 0.05, "critical": 0.1, "direction": "above"},
         "up": {"warning": None, "critical": 1.0, "direction": "below"},
@@ -620,7 +620,7 @@ def test_main_returns_the_stable_shape(run_module, closed_port):
 def test_main_shows_a_url_without_secrets(run_module, closed_port):
     url = "http://127.0.0.1:%d/metrics" % closed_port
     _code, result, _out = run_module(metrics_health, {"url": url, "checks": [{"kind": "error_ratio"}]})
-    assert result["source"]["url"] == url
+    assert result["checked"] == "endpoint " + url
     assert result["error"].startswith("scraping %s failed" % url)
 
 

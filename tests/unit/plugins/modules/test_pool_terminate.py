@@ -339,6 +339,7 @@ def test_main_fails_without_terminating_when_the_server_is_unreachable(run_modul
     assert code == 1
     assert result["msg"].startswith("nothing was terminated: PostgreSQL at 127.0.0.1:%d/postgres" % closed_port)
     assert set(RETURN) <= set(result)
+    assert result["checked"] == "postgresql://postgres@127.0.0.1:%d/postgres" % closed_port
     assert result["terminated"] == [] and result["skipped"] == [] and result["matched"] == 0
     assert result["changed"] is False
     assert "pw-xyz" not in out

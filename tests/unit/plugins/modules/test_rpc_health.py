@@ -1,4 +1,4 @@
-"""Unit tests for plugins/modules/rpc_health.py and the URL redaction in module_utils/_http.py.
+"""Unit tests for plugins/modules/rpc_health.py (URL redaction itself: module_utils/test_redact.py).
 
 Pure logic on constructed replies; main() runs in process against a closed loopback port.
 The JSON-RPC servers of the integration tests are not needed here.
@@ -8,13 +8,8 @@ import json
 
 import pytest
 import yaml
-from ansible_collections.incident.remediation.plugins.module_utils._http import (
-    REDACTED,
-    HttpResult,
-    redact_url,
-    scrub,
-    secret_path_segment,
-)
+from ansible_collections.incident.remediation.plugins.module_utils._http import HttpResult
+from ansible_collections.incident.remediation.plugins.module_utils._redact import REDACTED
 from ansible_collections.incident.remediation.plugins.modules import rpc_health
 from ansible_collections.incident.remediation.plugins.modules.rpc_health import (
     ENDPOINT_OPTIONS,
@@ -375,63 +370,6 @@ def test_returned_endpoint_keys_are_documented():
     assert set(rpc_health.RETURNED_ENDPOINT_KEYS) == set(RETURN["endpoints"]["contains"])
 
 
-# ---------------------------------------------------------------- URL redaction
-
-
-@pytest.mark.parametrize(
-    ("url", "redacted"),
-    [
-        ("http://127.0.0.1:8545", "http://127.0.0.1:8545"),
-        ("http://127.0.0.1:8545/", "http://127.0.0.1:8545/"),
-        ("https://sepolia.base.org", "https://sepolia.base.org"),
-        ("https://node.example/ext/bc/C/rpc", "https://node.example/ext/bc/C/rpc"),
-        ("https://mainnet.infura.io/v3/0123456789abcdef0123456789abcdef", "https://mainnet.infura.io/v3/" + REDACTED),
-        ("https://eth-mainnet.g.alchemy.com/v2/aBcD3fGhIjKlMnOpQrStUv",
-         "https://eth-mainnet.g.alchemy.com/v2/" + REDACTED),
-        ("https://x.quiknode.pro/4f0e6c2a9b/", "https://x.quiknode.pro/4f0e6c2a9b/"),
-        ("https://x.quiknode.pro/4f0e6c2a9b1d3e5f7a9c/", "https://x.quiknode.pro/%s/" % REDACTED),
-        ("http://user:s3cret@10.0.0.1:8332/", "http://10.0.0.1:8332/"),
-        ("http://user@10.0.0.1:8332/", "http://10.0.0.1:8332/"),
-        ("https://rpc.example/?apikey=abc123&x=1", "https://rpc.example/"),
-        ("https://rpc.example/path#token", "https://rpc.example/path"),
-        ("https://[::1]:8545/", "https://[::1]:8545/"),
-        ("https://u:p@[::1]:8545/", "https://[::1]:8545/"),
-    ],
-)
-def test_redact_url(url, redacted):
-    assert redact_url(url)[0] == redacted
-
-
-def test_a_url_with_nothing_to_hide_has_no_secrets():
-    assert redact_url("http://127.0.0.1:8545/rpc") == ("http://127.0.0.1:8545/rpc", [])
-
-
-def test_secrets_of_a_url_cover_every_removed_piece():
-    url = "https://user:p%40ss@rpc.example/v3/0123456789abcdef0123456789abcdef?apikey=k3y-value"
-    redacted, secrets = redact_url(url)
-    assert redacted == "https://rpc.example/v3/" + REDACTED
-    for piece in (url, "p%40ss", "p@ss", "0123456789abcdef0123456789abcdef", "apikey=k3y-value", "k3y-value"):
-        assert piece in secrets
-    assert secrets == sorted(secrets, key=len, reverse=True)
-
-
-@pytest.mark.parametrize(
-    ("segment", "secret"),
-    [("v3", False), ("rpc", False), ("ext", False), ("mainnet-archive", False), ("0123456789abcdef", True),
-     ("abcdefghijklmnop", False), ("a" * 32, True), ("eth-mainnet-2024-archive", True), ("%41" * 11, False)],
-)
-def test_secret_path_segment(segment, secret):
-    assert secret_path_segment(segment) is secret
-
-
-def test_scrub():
-    secrets = redact_url("http://u:pw-long@h/?key=abcdef")[1]
-    assert scrub("failed for http://u:pw-long@h/?key=abcdef and pw-long", secrets) == \
-        "failed for %s and %s" % (REDACTED, REDACTED)
-    assert scrub(None, secrets) is None
-    assert scrub("a 1 b", ["1"]) == "a 1 b"
-
-
 # ---------------------------------------------------------------- main() in process
 
 
@@ -453,6 +391,7 @@ def test_main_returns_the_stable_shape_and_hides_secrets(run_module, closed_port
     assert [one["name"] for one in result["endpoints"]] == ["main", "backup1"]
     assert result["endpoints"][0]["url"] == "http://127.0.0.1:%d/v3/%s" % (closed_port, REDACTED)
     assert result["endpoints"][1]["url"] == "http://127.0.0.1:%d/" % closed_port
+    assert result["checked"] == result["endpoints"][0]["url"]
     assert all(set(one) == set(RETURN["endpoints"]["contains"]) for one in result["endpoints"])
     assert set(result["metrics"]) == set(RETURN["metrics"]["contains"])
     assert result["thresholds"] == THRESHOLDS
@@ -464,6 +403,7 @@ def test_main_shows_a_url_without_secrets(run_module, closed_port):
     url = "http://127.0.0.1:%d/" % closed_port
     _code, result, _out = run_module(rpc_health, {"primary": {"url": url}, "timeout": 1})
     assert result["endpoints"][0]["url"] == url
+    assert result["checked"] == url
     assert result["invocation"]["module_args"]["primary"]["url"] == url
 
 
