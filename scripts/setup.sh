@@ -5,8 +5,9 @@
 #
 # On a fresh Debian bookworm machine (as root) it installs what is missing:
 # a Python virtual environment with the pinned tool chain, a Docker engine with
-# Compose v2, the base image and the project's test images, and the Kubernetes
-# API server and controller manager built from Debian's source package.
+# Compose v2, the base image and the project's test images, and a single-node
+# Kubernetes (API server, controller manager, scheduler, kubelet, kubectl and the
+# pause image) built from Debian's source package.
 # Whatever is already there (an engine, an image, a cached build) is left alone.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -123,7 +124,7 @@ main() {
       venv) setup_venv ;;
       docker) setup_docker ;;
       images) setup_docker; setup_images ;;
-      kubernetes) setup_kubernetes ;;
+      kubernetes) setup_docker; setup_kubernetes ;;
       *) die "unknown step: $step" ;;
     esac
   done

@@ -41,6 +41,11 @@ PY
   tree="$(mktemp -d)"
   local dest="$tree/ansible_collections/incident/remediation"
   mkdir -p "$dest"
+  # Beside it, the collections its plugins import from (the `ansible` package's copies).
+  local bundled
+  bundled="$(python -c 'import ansible_collections.community.docker as c, os; print(os.path.dirname(c.__path__[0]))')" || return 1
+  mkdir -p "$tree/ansible_collections/community"
+  cp -r "$bundled/docker" "$tree/ansible_collections/community/docker"
   ansible-galaxy collection build --force --output-path "$tree" . >/dev/null &&
     tar -xzf "$tree"/incident-remediation-*.tar.gz -C "$dest" &&
     (cd "$dest" && git init -q && git add -A && ansible-test sanity --python 3.11 --color no)
@@ -57,15 +62,52 @@ stage_integration() { python -m pytest -m integration tests/integration; }
 # Alertmanager and PostgreSQL.
 stage_adapter() { python -m pytest tests/adapter; }
 
+# One scenario: its whole output into a log file, its name into the failed list on failure.
+molecule_scenario() {
+  local scenario="$1" logs="$2"
+  if NO_COLOR=1 molecule --base-config .config/molecule/config.yml test -s "$scenario" >"$logs/$scenario.log" 2>&1; then
+    log "--- molecule scenario $scenario passed"
+  else
+    log "--- molecule scenario $scenario FAILED"
+    echo "$scenario" >>"$logs/failed"
+  fi
+}
+
+# Scenarios in order, one after another.
+molecule_lane() {
+  local logs="$1" scenario
+  shift
+  for scenario in "$@"; do molecule_scenario "$scenario" "$logs"; done
+}
+
 stage_molecule() {
-  # One scenario at a time, so a failure does not hide the others' results.
-  local file scenario failed=()
-  for file in molecule/*/molecule.yml; do
-    scenario="$(basename "$(dirname "$file")")"
-    log "--- molecule scenario $scenario"
-    NO_COLOR=1 molecule test -s "$scenario" || failed+=("$scenario")
+  # Two lanes at once (one per core): the Kubernetes scenarios one after another
+  # (each starts a cluster whose kubelet drives this machine's Docker engine, and
+  # two kubelets must not share it), the others beside them. Every scenario runs,
+  # so a failure does not hide the others' results; each one's output follows.
+  # Each molecule.yml states what differs from the shared base config (which
+  # Molecule finds by itself only inside a git checkout).
+  local logs scenario kubernetes=() others=() rc=0
+  logs="$(mktemp -d)"
+  for scenario in $(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml | sort | xargs -n1 dirname | xargs -n1 basename); do
+    case "$scenario" in
+      *kubernetes*) kubernetes+=("$scenario") ;;
+      *) others+=("$scenario") ;;
+    esac
   done
-  [ ${#failed[@]} = 0 ] || { log "failed scenarios: ${failed[*]}"; return 1; }
+  molecule_lane "$logs" "${kubernetes[@]}" &
+  molecule_lane "$logs" "${others[@]}"
+  wait
+  for scenario in "${kubernetes[@]}" "${others[@]}"; do
+    log "--- molecule scenario $scenario, output:"
+    cat "$logs/$scenario.log"
+  done
+  if [ -s "$logs/failed" ]; then
+    log "failed scenarios: $(tr '\n' ' ' <"$logs/failed")"
+    rc=1
+  fi
+  rm -rf "$logs"
+  return $rc
 }
 
 main() {

@@ -1,22 +1,23 @@
-"""A real Kubernetes control plane on loopback for tests.
+"""A real single-node Kubernetes on loopback for tests.
 
-etcd, kube-apiserver and kube-controller-manager run detached, with their
-logs, keys, pids and a kubeconfig in one state directory. There is no kubelet:
-a watcher process marks new pods Running and Ready, except pods with an image
-tagged ``:broken``, which it leaves waiting in ImagePullBackOff. Rollouts thus
-complete or fail through the real deployment controller.
+etcd, kube-apiserver, kube-controller-manager, kube-scheduler and a kubelet run
+detached, with their logs, keys, pids and kubeconfigs in one state directory.
+The kubelet runs pods as containers of this machine's Docker engine (dockershim),
+so pods use the project's locally built images (``imagePullPolicy: Never``).
+It never garbage-collects images. One harness kubelet at a time may run on the
+engine (a lock file enforces it): two would remove each other's pods.
 
 Command line (for shells and Molecule scenarios)::
 
     python -m tests.harness.kube start --state-dir DIR   # prints the kubeconfig path
     python -m tests.harness.kube stop --state-dir DIR
-    python -m tests.harness.kube watch --kubeconfig FILE
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -27,36 +28,42 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
+import docker
 import yaml
-from kubernetes import client, config, watch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "watcher")
-CONTROLLERS = "deployment,replicaset,garbagecollector,namespace,serviceaccount"
+BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet")
+PROCESSES = ("etcd", *BINARIES)
+# nodelifecycle removes the node's not-ready taint; without it every pod stays Pending.
+CONTROLLERS = "deployment,replicaset,garbagecollector,namespace,serviceaccount,nodelifecycle"
+NODE_NAME = "127.0.0.1"
+PAUSE_IMAGE = "incident-remediation/pause:latest"
+# The kubelet names every container it makes k8s_<container>_<pod>_...
+POD_CONTAINER_PREFIX = "k8s_"
+KUBELET_LOCK = Path(tempfile.gettempdir()) / "incident-remediation-kubelet.lock"
 DEFAULT_NS = "/api/v1/namespaces/default"
-BROKEN_TAG = ":broken"
 START_TIMEOUT = 90
 STOP_TIMEOUT = 15
-WATCH_SECONDS = 300  # the API server ends each pod watch after this; a silent connection is dropped 30 s later
+LOCK_TIMEOUT = 300
 
 log = logging.getLogger(__name__)
 
 
 class KubeError(RuntimeError):
-    """The control plane failed to start or stop."""
+    """The cluster failed to start or stop."""
 
 
 def find_bin_dir() -> Path:
-    """Folder holding kube-apiserver and kube-controller-manager.
+    """Folder holding the Kubernetes binaries.
 
     ``$IR_KUBE_BIN_DIR`` if set, else the last line printed by
-    scripts/build-kubernetes.sh (which builds the binaries once, then caches them).
+    scripts/build-kubernetes.sh (which builds the binaries and the pause image once, then caches them).
     """
     if env := os.environ.get("IR_KUBE_BIN_DIR"):
         bin_dir = Path(env)
@@ -66,7 +73,7 @@ def find_bin_dir() -> Path:
         if result.returncode != 0 or not result.stdout.strip():
             raise KubeError(f"{script} failed (exit {result.returncode}), see its output above")
         bin_dir = Path(result.stdout.strip().splitlines()[-1])
-    for name in ("kube-apiserver", "kube-controller-manager"):
+    for name in BINARIES:
         if not os.access(bin_dir / name, os.X_OK):
             raise KubeError(f"{bin_dir / name} is missing or not executable")
     return bin_dir
@@ -80,21 +87,47 @@ def free_port() -> int:
 
 
 def _http_ok(url: str, token: str | None = None, cafile: Path | None = None) -> bool:
+    return _http_get(url, token, cafile) is not None
+
+
+def _http_get(url: str, token: str | None = None, cafile: Path | None = None) -> bytes | None:
+    """The body of a 200 answer, else None."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         context = ssl.create_default_context(cafile=cafile) if cafile else None
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers), context=context, timeout=5) as resp:
-            return resp.status == 200
+            return resp.read() if resp.status == 200 else None
     except OSError:  # refused, TLS not ready, HTTP error status, CA file not written yet
-        return False
+        return None
+
+
+def _mounts_under(root: Path) -> list[str]:
+    """Mount points at or below ``root``, outermost first."""
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        # Field 5 is the mount point, with spaces and the like octal-escaped.
+        point = line.split()[4].encode().decode("unicode_escape")
+        if point == str(root) or point.startswith(f"{root}{os.sep}"):
+            found.append(point)
+    return sorted(found, key=len)
+
+
+def _node_ready(node: dict) -> bool:
+    """Ready, and without the not-ready taint that keeps pods off it."""
+    ready = any(c["type"] == "Ready" and c["status"] == "True" for c in node.get("status", {}).get("conditions", []))
+    taints = {taint["key"] for taint in node.get("spec", {}).get("taints", [])}
+    return ready and "node.kubernetes.io/not-ready" not in taints
 
 
 class KubeCluster:
-    """etcd, kube-apiserver, kube-controller-manager and the pod watcher, run from ``state_dir``."""
+    """etcd, the control plane and one kubelet node named 127.0.0.1, run from ``state_dir``."""
 
     def __init__(self, state_dir: str | os.PathLike[str]) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.kubeconfig = self.state_dir / "kubeconfig"
+        self.start_seconds: float | None = None
+        self._node_kubeconfig = self.state_dir / "kubelet.kubeconfig"
+        self._kubelet_root = self.state_dir / "kubelet"
         self._pid_file = self.state_dir / "pids.json"
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -103,18 +136,24 @@ class KubeCluster:
         return self._kubeconfig()["clusters"][0]["cluster"]["server"]
 
     def start(self) -> None:
-        """Start the control plane and wait until it serves; a no-op if it already runs from this state dir."""
+        """Start the cluster and wait until its node is Ready; a no-op if it already runs from this state dir."""
         if self.running():
             return
         self.stop()  # leftovers of a crashed or half-started cluster
         try:
-            self._start()
+            # Taken first, so that a second cluster waits before starting anything.
+            with self._kubelet_lock(wait=LOCK_TIMEOUT) as lock:
+                began = time.monotonic()
+                self._start(lock)
         except BaseException:
             self.stop()
             raise
+        self.start_seconds = time.monotonic() - began
+        log.info("kubernetes node ready %.1fs after start", self.start_seconds)
 
     def stop(self) -> None:
-        """Stop the recorded processes, newest first (SIGKILL after a timeout), and forget their pids."""
+        """Stop the recorded processes, kubelet first (SIGKILL after a timeout), and forget their pids;
+        then unmount the kubelet's folder and remove the containers it left."""
         for name, pid in reversed(self._pids().items()):
             if not self._signal_and_wait(pid, signal.SIGTERM):
                 log.warning("%s (pid %d) still runs %ss after SIGTERM; killing it", name, pid, STOP_TIMEOUT)
@@ -122,26 +161,42 @@ class KubeCluster:
                     raise KubeError(f"{name} (pid {pid}) survived SIGKILL")
         self._pid_file.unlink(missing_ok=True)
         self._procs.clear()
+        # The kubelet bind-mounts its root folder onto itself (and pod volumes below it), maybe more than once.
+        for _ in range(10):
+            points = _mounts_under(self._kubelet_root)
+            if not points:
+                break
+            subprocess.run(["umount", "-R", points[0]], check=True, capture_output=True)
+        else:
+            raise KubeError(f"{self._kubelet_root} is still mounted: {points}")
+        # Not while another cluster's kubelet runs: those containers are its pods.
+        with contextlib.suppress(BlockingIOError), self._kubelet_lock(wait=0):
+            _remove_pod_containers()
 
     def running(self) -> bool:
-        """Whether all processes run from this state dir and the API server is ready."""
+        """Whether all processes run from this state dir, the API server is ready and the node is Ready."""
         pids = self._pids()
         return (
-            set(pids) == set(PROCESSES) and all(self._alive(pid) for pid in pids.values()) and self._api_ok("/readyz")
+            set(pids) == set(PROCESSES)
+            and all(self._alive(pid) for pid in pids.values())
+            and self._api_ok("/readyz")
+            and self._node_is_ready()
         )
 
-    def _start(self) -> None:
+    def _start(self, kubelet_lock: int) -> None:
         bin_dir = find_bin_dir()
         etcd = shutil.which("etcd")
         if not etcd:
             raise KubeError("etcd not found on PATH (Debian package etcd-server)")
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         state = self.state_dir
-        etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
+        etcd_port, peer_port, api_port, kubelet_port, healthz_port = (free_port() for _ in range(5))
         self._write_keys()
         self._write_credentials(f"https://127.0.0.1:{api_port}")
 
-        shutil.rmtree(state / "etcd", ignore_errors=True)  # every start begins with an empty cluster
+        # Every start begins with an empty cluster, hence no stale node status.
+        for folder in ("etcd", "kubelet", "dockershim"):
+            shutil.rmtree(state / folder, ignore_errors=True)
         etcd_url, peer_url = f"http://127.0.0.1:{etcd_port}", f"http://127.0.0.1:{peer_port}"
         self._spawn(
             "etcd",
@@ -164,37 +219,108 @@ class KubeCluster:
                 str(bin_dir / "kube-apiserver"),
                 f"--etcd-servers={etcd_url}",
                 "--bind-address=127.0.0.1",
-                # Only published in the kubernetes Service's endpoints (loopback is refused there), never dialled;
-                # set so that start-up does not depend on the host having a default route.
-                "--advertise-address=192.0.2.1",
+                "--advertise-address=127.0.0.1",
+                # The kubernetes Service's endpoints are left alone: loopback is refused there.
+                "--endpoint-reconciler-type=none",
                 f"--secure-port={api_port}",
                 "--insecure-port=0",
                 f"--cert-dir={state / 'certs'}",
                 f"--token-auth-file={state / 'tokens.csv'}",
-                "--authorization-mode=RBAC",
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
                 "--disable-admission-plugins=ServiceAccount",
                 f"--service-account-key-file={state / 'sa.pub'}",
                 f"--service-account-signing-key-file={state / 'sa.key'}",
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                "--service-cluster-ip-range=10.96.0.0/16",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                "--service-cluster-ip-range=10.0.0.0/24",
             ],
         )
         self._wait("kube-apiserver", lambda: self._api_ok("/readyz"))
 
+        off = ["--leader-elect=false", "--port=0", "--secure-port=0"]  # no extra listeners on 0.0.0.0
         self._spawn(
             "kube-controller-manager",
             [
                 str(bin_dir / "kube-controller-manager"),
                 f"--kubeconfig={self.kubeconfig}",
                 f"--controllers={CONTROLLERS}",
-                "--leader-elect=false",
-                "--port=0",
-                "--secure-port=0",
+                *off,
             ],
         )
-        self._spawn("watcher", [sys.executable, "-m", "tests.harness.kube", "watch", f"--kubeconfig={self.kubeconfig}"])
+        self._spawn("kube-scheduler", [str(bin_dir / "kube-scheduler"), f"--kubeconfig={self.kubeconfig}", *off])
+
+        _remove_pod_containers()  # left by a kubelet that crashed
+        self._spawn("kubelet", self._kubelet_command(bin_dir, kubelet_port, healthz_port), keep_fd=kubelet_lock)
+        self._wait("kubelet", lambda: _http_ok(f"http://127.0.0.1:{healthz_port}/healthz"))
         # The default service account shows both the default namespace and a working controller manager.
         self._wait("kube-controller-manager", lambda: self._api_ok(f"{DEFAULT_NS}/serviceaccounts/default"))
+        self._wait("kubelet", self._node_is_ready)
+
+    def _kubelet_command(self, bin_dir: Path, port: int, healthz_port: int) -> list[str]:
+        state = self.state_dir
+        shim_socket = f"unix://{state / 'dockershim.sock'}"
+        return [
+            str(bin_dir / "kubelet"),
+            # Named 127.0.0.1, the node is reachable from the API server (logs, exec).
+            f"--hostname-override={NODE_NAME}",
+            f"--kubeconfig={self._node_kubeconfig}",
+            f"--root-dir={self._kubelet_root}",
+            f"--cert-dir={state / 'kubelet-pki'}",
+            f"--volume-plugin-dir={state / 'volume-plugins'}",
+            "--container-runtime=docker",
+            "--docker-endpoint=unix:///var/run/docker.sock",
+            f"--container-runtime-endpoint={shim_socket}",
+            f"--image-service-endpoint={shim_socket}",
+            f"--experimental-dockershim-root-directory={state / 'dockershim'}",
+            f"--pod-infra-container-image={PAUSE_IMAGE}",
+            # This kernel refuses negative OOM scores (the build patched the kubelet's own to 0).
+            "--oom-score-adj=0",
+            "--cgroup-driver=cgroupfs",
+            "--cgroups-per-qos=false",
+            "--enforce-node-allocatable=",
+            "--fail-swap-on=false",
+            "--make-iptables-util-chains=false",
+            "--address=127.0.0.1",
+            f"--port={port}",
+            f"--healthz-port={healthz_port}",
+            "--read-only-port=0",
+            # Never delete the machine's images (100 turns image GC off) nor evict pods for a fairly full disk;
+            # naming only some eviction signals would drop the defaults of the others.
+            "--image-gc-high-threshold=100",
+            "--image-gc-low-threshold=99",
+            "--eviction-hard=memory.available<1%,nodefs.available<1%,nodefs.inodesFree<1%,imagefs.available<1%",
+        ]
+
+    @contextlib.contextmanager
+    def _kubelet_lock(self, wait: float):
+        """The machine-wide right to run a harness kubelet on this Docker engine, as an open fd.
+
+        Raises BlockingIOError (wait=0) or KubeError once ``wait`` seconds pass while another holds it.
+        """
+        fd = os.open(KUBELET_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not wait:
+                        raise
+                    holder = KUBELET_LOCK.read_text().strip()
+                    if time.monotonic() >= deadline:
+                        raise KubeError(f"another test kubelet ({holder}) still runs after {wait}s") from None
+                    log.info("waiting for another test kubelet (%s) to stop", holder)
+                    time.sleep(5)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"state dir {self.state_dir}\n".encode(), 0)
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _node_is_ready(self) -> bool:
+        body = _http_get(f"{self.api_url}/api/v1/nodes/{NODE_NAME}", self._token(), self._ca_file)
+        return body is not None and _node_ready(json.loads(body))
 
     def _write_keys(self) -> None:
         key, pub = self.state_dir / "sa.key", self.state_dir / "sa.pub"
@@ -203,21 +329,24 @@ class KubeCluster:
                 subprocess.run(["openssl", *map(str, cmd)], check=True, capture_output=True)
 
     def _write_credentials(self, api_url: str) -> None:
-        """A fresh admin token (group system:masters) and a kubeconfig using it."""
-        token = secrets.token_hex(24)
-        (self.state_dir / "tokens.csv").write_text(f'{token},admin,admin,"system:masters"\n')
-        kubeconfig = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            # kube-apiserver writes its self-signed serving certificate (with its CA) here when it starts.
-            "clusters": [
-                {"name": "harness", "cluster": {"server": api_url, "certificate-authority": str(self._ca_file)}}
-            ],
-            "users": [{"name": "admin", "user": {"token": token}}],
-            "contexts": [{"name": "harness", "context": {"cluster": "harness", "user": "admin"}}],
-            "current-context": "harness",
-        }
-        self.kubeconfig.write_text(yaml.safe_dump(kubeconfig, sort_keys=False))
+        """Fresh tokens for an admin (group system:masters) and the node, and a kubeconfig for each."""
+        admin, node = secrets.token_hex(24), secrets.token_hex(24)
+        (self.state_dir / "tokens.csv").write_text(
+            f'{admin},admin,admin,"system:masters"\n{node},system:node:{NODE_NAME},node,"system:nodes"\n'
+        )
+        for path, user, token in ((self.kubeconfig, "admin", admin), (self._node_kubeconfig, "node", node)):
+            kubeconfig = {
+                "apiVersion": "v1",
+                "kind": "Config",
+                # kube-apiserver writes its self-signed serving certificate (with its CA) here when it starts.
+                "clusters": [
+                    {"name": "harness", "cluster": {"server": api_url, "certificate-authority": str(self._ca_file)}}
+                ],
+                "users": [{"name": user, "user": {"token": token}}],
+                "contexts": [{"name": "harness", "context": {"cluster": "harness", "user": user}}],
+                "current-context": "harness",
+            }
+            path.write_text(yaml.safe_dump(kubeconfig, sort_keys=False))
 
     @property
     def _ca_file(self) -> Path:
@@ -226,11 +355,14 @@ class KubeCluster:
     def _kubeconfig(self) -> dict:
         return yaml.safe_load(self.kubeconfig.read_text())
 
-    def _api_ok(self, path: str) -> bool:
-        token = self._kubeconfig()["users"][0]["user"]["token"]
-        return _http_ok(self.api_url + path, token=token, cafile=self._ca_file)
+    def _token(self) -> str:
+        return self._kubeconfig()["users"][0]["user"]["token"]
 
-    def _spawn(self, name: str, cmd: list[str]) -> None:
+    def _api_ok(self, path: str) -> bool:
+        return _http_ok(self.api_url + path, token=self._token(), cafile=self._ca_file)
+
+    def _spawn(self, name: str, cmd: list[str], keep_fd: int | None = None) -> None:
+        """Start ``cmd`` detached, logging to <name>.log; ``keep_fd`` stays open in it (the kubelet's lock)."""
         with (self.state_dir / f"{name}.log").open("wb") as log_file:
             proc = subprocess.Popen(
                 cmd,
@@ -239,6 +371,7 @@ class KubeCluster:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                pass_fds=() if keep_fd is None else (keep_fd,),
             )
         self._procs[proc.pid] = proc
         self._pid_file.write_text(json.dumps({**self._pids(), name: proc.pid}))
@@ -288,70 +421,15 @@ class KubeCluster:
         return f"{self.state_dir}{os.sep}".encode() in cmdline
 
 
-def _fake_status(pod: client.V1Pod) -> dict:
-    """The status a kubelet would report: running and ready, or stuck pulling a ``:broken`` image."""
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    statuses = []
-    for container in pod.spec.containers:
-        broken = container.image.endswith(BROKEN_TAG)
-        state = (
-            {"waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{container.image}"'}}
-            if broken
-            else {"running": {"startedAt": now}}
-        )
-        statuses.append(
-            {
-                "name": container.name,
-                "image": container.image,
-                "imageID": "",
-                "restartCount": 0,
-                "ready": not broken,
-                "started": not broken,
-                "state": state,
-            }
-        )
-    ready = "True" if all(status["ready"] for status in statuses) else "False"
-    conditions = {"PodScheduled": "True", "Initialized": "True", "ContainersReady": ready, "Ready": ready}
-    return {
-        "phase": "Running" if ready == "True" else "Pending",
-        "startTime": now,
-        "conditions": [{"type": kind, "status": flag, "lastTransitionTime": now} for kind, flag in conditions.items()],
-        "containerStatuses": statuses,
-    }
-
-
-def _sync_pod(api: client.CoreV1Api, pod: client.V1Pod) -> None:
-    """Report a status for a pod not handled yet (new, or with a changed image)."""
-    if pod.metadata.deletion_timestamp:
-        return
-    reported = {(status.name, status.image) for status in pod.status.container_statuses or []}
-    if reported == {(container.name, container.image) for container in pod.spec.containers}:
-        return
-    status = _fake_status(pod)
-    api.patch_namespaced_pod_status(pod.metadata.name, pod.metadata.namespace, {"status": status})
-    log.info("pod %s/%s: %s", pod.metadata.namespace, pod.metadata.name, status["phase"])
-
-
-def watch_pods(kubeconfig: str) -> None:
-    """Stand in for the kubelet until killed; relist and rewatch after timeouts and errors."""
-    api = client.CoreV1Api(config.new_client_from_config(kubeconfig))
-    while True:
-        try:
-            pods = api.list_pod_for_all_namespaces()
-            for pod in pods.items:
-                _sync_pod(api, pod)
-            events = watch.Watch().stream(
-                api.list_pod_for_all_namespaces,
-                resource_version=pods.metadata.resource_version,
-                timeout_seconds=WATCH_SECONDS,
-                _request_timeout=WATCH_SECONDS + 30,
-            )
-            for event in events:
-                if event["type"] in ("ADDED", "MODIFIED"):
-                    _sync_pod(api, event["object"])
-        except Exception as exc:  # the API server restarting, a 410 Gone, a pod deleted under us
-            log.warning("pod watch interrupted (%s); relisting", exc)
-            time.sleep(1)
+def _remove_pod_containers() -> None:
+    """Remove the containers a harness kubelet made; call only while holding the kubelet lock."""
+    engine = docker.from_env()
+    try:
+        for container in engine.containers.list(all=True, filters={"name": POD_CONTAINER_PREFIX}):
+            if container.name.startswith(POD_CONTAINER_PREFIX):
+                container.remove(force=True)
+    finally:
+        engine.close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -359,12 +437,9 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (("start", "start detached and print the kubeconfig path"), ("stop", "stop")):
         commands.add_parser(name, help=help_text).add_argument("--state-dir", required=True)
-    commands.add_parser("watch", help="fake the kubelet's pod status").add_argument("--kubeconfig", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
-    if args.command == "watch":
-        watch_pods(args.kubeconfig)
     cluster = KubeCluster(args.state_dir)
     if args.command == "stop":
         cluster.stop()

@@ -10,7 +10,8 @@ from tests.harness.kube import KubeCluster
 
 @pytest.fixture(scope="session")
 def kube_cluster(tmp_path_factory):
-    """A real kube-apiserver and kube-controller-manager for the session; errors (never skips) without binaries."""
+    """A real single-node cluster (kubelet on this machine's Docker) for the session; errors (never skips)
+    without binaries."""
     cluster = KubeCluster(tmp_path_factory.mktemp("kube"))
     cluster.start()
     yield cluster

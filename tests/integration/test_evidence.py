@@ -227,7 +227,8 @@ def test_kubernetes_records_requests_and_limits_and_says_usage_is_unknown(
 ):
     container = {
         "name": "app",
-        "image": "registry.invalid/app:v1",
+        "image": "incident-remediation/redis:latest",
+        "imagePullPolicy": "Never",
         "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "128Mi"}},
     }
     client.AppsV1Api(kube_client).create_namespaced_deployment(kube_namespace, {
@@ -238,8 +239,8 @@ def test_kubernetes_records_requests_and_limits_and_says_usage_is_unknown(
             "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [container]}},
         },
     })
-    wait_for(lambda: client.AppsV1Api(kube_client).read_namespaced_deployment(  # the watcher marks pods Ready
-        "web", kube_namespace).status.ready_replicas, lambda ready: ready == 1, timeout=60)
+    wait_for(lambda: client.AppsV1Api(kube_client).read_namespaced_deployment(
+        "web", kube_namespace).status.ready_replicas, lambda ready: ready == 1, timeout=90)
     run, folder = gather(
         tmp_path,
         {"platform": "kubernetes", "service": "web", "namespace": kube_namespace},

@@ -1,19 +1,24 @@
-"""Deployment rollouts on a real API server, driven by kubernetes.core modules.
+"""Deployment rollouts on a real single-node cluster, driven by kubernetes.core modules.
 
 Actions go through ansible-playbook (playbooks/); assertions read the API with the Python client.
+Pods are Redis containers; v1 and v2 are two local tags of the Redis image, and the
+broken revision names an image that does not exist here (never pulled).
 """
 
 from pathlib import Path
 
+import docker
 import pytest
 from kubernetes import client
 
 from tests.harness import ansible
+from tests.harness.docker import REDIS_IMAGE
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 REVISION = "deployment.kubernetes.io/revision"
 NAME = "web"
-V1, V2, BROKEN = (f"registry.invalid/app:{tag}" for tag in ("v1", "v2", "broken"))
+APP_REPOSITORY = "incident-remediation/kube-rollout-app"
+V1, V2, BROKEN = (f"{APP_REPOSITORY}:{tag}" for tag in ("v1", "v2", "absent"))
 
 
 def run_playbook(playbook, kube_cluster, namespace, **extra_vars):
@@ -59,6 +64,19 @@ def rolled_out(replicas):
 
 def image(obj):
     return obj.spec.template.spec.containers[0].image
+
+
+@pytest.fixture(scope="module", autouse=True)
+def app_images():
+    """V1 and V2 as local tags of the Redis image, untagged afterwards."""
+    engine = docker.from_env()
+    redis_image = engine.images.get(REDIS_IMAGE)
+    for tag in ("v1", "v2"):
+        redis_image.tag(APP_REPOSITORY, tag)
+    yield
+    for tag in (V1, V2):
+        engine.images.remove(tag)
+    engine.close()
 
 
 @pytest.fixture
@@ -118,4 +136,4 @@ def test_broken_image_exceeds_progress_deadline(kube_cluster, kube_namespace, ap
     assert deployment.status.available_replicas == 1, "the v1 pod keeps serving"
     pods = client.CoreV1Api(kube_client).list_namespaced_pod(kube_namespace, label_selector=f"app={NAME}").items
     waiting = [pod.status.container_statuses[0].state.waiting for pod in pods if pod.spec.containers[0].image == BROKEN]
-    assert [state.reason for state in waiting] == ["ImagePullBackOff"]
+    assert [state.reason for state in waiting] == ["ErrImageNeverPull"]
