@@ -131,10 +131,10 @@ def test_the_report_of_a_healed_redis(incident):
     assert cells[1] == "start"
     assert re.fullmatch(r"\d+\.\d s", cells[3])
     assert cells[4] == "verified"
-    assert cells[5] == "the container is not running"
+    assert cells[5] == "Redis is not running"
 
     actions = section(text, "Actions Taken")
-    assert re.search(r"^1\. \d\d:\d\d:\d\d: tier `start` \(the container is not running\): verified after", actions,
+    assert re.search(r"^1\. \d\d:\d\d:\d\d: tier `start` \(Redis is not running\): verified after", actions,
                      re.M)
     assert re.search(r"^2\. \d\d:\d\d:\d\d: resolved \(outcome healed\)$", actions, re.M)
 
@@ -152,7 +152,7 @@ def test_the_report_of_a_healed_redis(incident):
     listed = re.findall(r"^\| `evidence/([^`]+)` \| \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \| \d+ bytes \|$", evidence, re.M)
     assert listed == sorted(p.name for p in (incident / INCIDENT / "evidence").iterdir())
     assert {name.split("-", 1)[1] for name in listed} >= {
-        "service-status.json", "service-logs.log", "resource-usage.json", "cache-health.json",
+        "service-status.json", "service-logs.log", "resource-usage.json", "check.json",
     }
 
     again = report(incident)
