@@ -28,23 +28,13 @@ import uuid
 from pathlib import Path
 
 import httpx
-import redis
 from adapter_lib import NO_CAPS, REPO, WEBHOOK, ms, percentile, report, table
 
 from tests.harness.adapter import alert, free_port, webhook, write_settings
 from tests.harness.ansible import wait_for
+from tests.harness.docker import pings
 
 FAULTS = ("stopped", "hung", "healthy")
-
-
-def pings(port: int) -> bool:
-    client = redis.Redis(port=port, socket_timeout=0.2, socket_connect_timeout=0.2)
-    try:
-        return client.ping()
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
 
 
 class CacheApp:
@@ -75,7 +65,7 @@ class CacheApp:
             subprocess.run(["docker", "stop", self.redis_container()], check=True, capture_output=True, timeout=60)
         elif fault == "hung":
             subprocess.run(["docker", "kill", "-s", "STOP", self.redis_container()], check=True, capture_output=True)
-        wait_for(lambda: pings(self.redis_port), lambda ok: ok == (fault == "healthy"), timeout=30, interval=0.05)
+        wait_for(lambda: pings(self.redis_port, 0.2), lambda ok: ok == (fault == "healthy"), timeout=30, interval=0.05)
 
     def route(self) -> dict:
         return {
@@ -107,7 +97,7 @@ def one_round(server, http: httpx.Client, app: CacheApp, fault: str, index: int)
     healed = None
     if fault != "healthy":
         deadline = posted + 120
-        while time.time() < deadline and not pings(app.redis_port):
+        while time.time() < deadline and not pings(app.redis_port, 0.2):
             time.sleep(0.01)
         healed = time.time() - posted
 

@@ -11,12 +11,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import redis
 import yaml
 
 from tests.harness.adapter import REPO_ROOT, adapter_process, free_port, record_route
 from tests.harness.alertmanager import alertmanager_server
 from tests.harness.ansible import wait_for
+from tests.harness.docker import pings
 
 pytestmark = pytest.mark.integration
 
@@ -167,16 +167,6 @@ def cache_app(tmp_path):
         subprocess.run(
             [*compose, "down", "--volumes", "--timeout", "1"], cwd=folder, capture_output=True, timeout=180, check=False
         )
-
-
-def pings(port: int) -> bool:
-    client = redis.Redis(port=port, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        return client.ping()
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
 
 
 def test_alertmanager_fires_redis_down_and_the_adapter_heals_redis(tmp_path, cache_app):

@@ -63,6 +63,17 @@ def docker_network() -> Iterator[str]:
         network.remove()
 
 
+def pings(port: int, timeout: float = 2.0) -> bool:
+    """Whether Redis on 127.0.0.1:port answers PING within timeout seconds."""
+    client = redis.Redis(port=port, socket_timeout=timeout, socket_connect_timeout=timeout)
+    try:
+        return client.ping()
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
 def _answers(port: int) -> bool:
     client = redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1)
     try:
