@@ -161,8 +161,8 @@ else:
 PY
 log "alert to healed in $((SECONDS - started)) s; the adapter's record of the incident:"
 incident="$(remediate --config "$work/settings.yml" runs | python -c 'import json,sys; print(json.loads(sys.stdin.readline())["incident_id"])')"
-remediate --config "$work/settings.yml" incidents "$incident" | grep -v " task: \| play_started: " | sed 's/^/  /'
-remediate --config "$work/settings.yml" incidents "$incident" | grep -c " task: " | sed 's/^/  tasks run: /'
+remediate --config "$work/settings.yml" incidents "$incident" | grep -v "\] task [a-z]*: \|\] play_started: " | sed 's/^/  /'
+remediate --config "$work/settings.yml" incidents "$incident" | grep -c "\] task [a-z]*: " | sed 's/^/  tasks run: /'
 
 log "the playbook's incident record:"
 python - "$work/incidents/$incident" <<'PY'
