@@ -19,46 +19,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import httpx
-from adapter_lib import NO_CAPS, REPO, WEBHOOK, ms, percentile, report, table
+from adapter_lib import NO_CAPS, WEBHOOK, ms, percentile, report, table
 
-from tests.harness.adapter import alert, free_port, webhook, write_settings
+from tests.harness.adapter import alert, webhook, write_settings
 from tests.harness.ansible import wait_for
-from tests.harness.docker import pings
+from tests.harness.docker import CacheApp, pings
 
 FAULTS = ("stopped", "hung", "healthy")
 
 
-class CacheApp:
-    """The lab's cache-app compose project in a temporary folder."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        shutil.copy(REPO / "lab" / "compose" / "cache-app" / "compose.yaml", folder)
-        self.redis_port = free_port()
-        (folder / ".env").write_text(f"REDIS_PORT={self.redis_port}\nAPP_PORT={free_port()}\n")
-        self.name = f"ir-bench-heal-{uuid.uuid4().hex[:8]}"
-        self.compose = ["docker", "compose", "--project-name", self.name, "--project-directory", str(folder)]
-
-    def __enter__(self) -> CacheApp:
-        subprocess.run([*self.compose, "up", "-d", "--wait"], check=True, capture_output=True, timeout=180)
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        subprocess.run([*self.compose, "down", "--timeout", "1"], capture_output=True, timeout=180, check=False)
-
-    def redis_container(self) -> str:
-        return subprocess.run(
-            [*self.compose, "ps", "-aq", "redis"], check=True, capture_output=True, text=True, timeout=60
-        ).stdout.strip()
+class BenchApp(CacheApp):
+    """The cache-app project, broken on demand, and its RedisDown route."""
 
     def break_redis(self, fault: str) -> None:
         if fault == "stopped":
@@ -84,7 +62,7 @@ class CacheApp:
         }
 
 
-def one_round(server, http: httpx.Client, app: CacheApp, fault: str, index: int) -> dict:
+def one_round(server, http: httpx.Client, app: BenchApp, fault: str, index: int) -> dict:
     app.break_redis(fault)
     starts_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     body = json.dumps(webhook([alert("RedisDown", "redis", starts_at=starts_at, fingerprint=f"{index:016x}")]))
@@ -128,7 +106,7 @@ def main() -> int:
     faults = [fault for fault in args.faults.split(",") if fault]
 
     samples: list[dict] = []
-    with tempfile.TemporaryDirectory(prefix="heal-bench-") as folder, CacheApp(Path(folder)) as app:
+    with tempfile.TemporaryDirectory(prefix="heal-bench-") as folder, BenchApp(Path(folder), "ir-bench-heal") as app:
         safety = {"caps": NO_CAPS, "cooldown_minutes": 0, "breaker_failures": 10**6}
         server = write_settings(Path(folder) / "adapter", [app.route()], workers=1, safety=safety)
         server.start()

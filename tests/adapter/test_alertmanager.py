@@ -5,7 +5,6 @@ authenticates as Alertmanager's http_config does: a bearer token or basic auth.
 """
 
 import json
-import shutil
 import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -13,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 
-from tests.harness.adapter import REPO_ROOT, adapter_process, free_port, record_route
+from tests.harness.adapter import adapter_process, free_port, record_route
 from tests.harness.alertmanager import alertmanager_server
 from tests.harness.ansible import wait_for
-from tests.harness.docker import pings
+from tests.harness.docker import CacheApp, pings
 
 pytestmark = pytest.mark.integration
 
@@ -152,21 +151,8 @@ def cache_app(tmp_path):
     """The lab's cache-app compose project (Redis and its app) on free loopback ports, as scripts/demo.sh runs it."""
     folder = tmp_path / "cache-app"
     folder.mkdir()
-    shutil.copy(REPO_ROOT / "lab" / "compose" / "cache-app" / "compose.yaml", folder)
-    redis_port = free_port()
-    (folder / ".env").write_text(f"REDIS_PORT={redis_port}\nAPP_PORT={free_port()}\n")
-    name = f"ir-test-am-{uuid.uuid4().hex[:8]}"
-    compose = ["docker", "compose", "--project-name", name, "--project-directory", str(folder)]
-    try:
-        subprocess.run([*compose, "up", "-d", "--wait"], cwd=folder, check=True, capture_output=True, timeout=180)
-        redis_id = subprocess.run(
-            [*compose, "ps", "-q", "redis"], cwd=folder, check=True, capture_output=True, text=True, timeout=60
-        ).stdout.strip()
-        yield {"folder": folder, "name": name, "redis_port": redis_port, "redis_id": redis_id}
-    finally:
-        subprocess.run(
-            [*compose, "down", "--volumes", "--timeout", "1"], cwd=folder, capture_output=True, timeout=180, check=False
-        )
+    with CacheApp(folder, "ir-test-am") as app:
+        yield app
 
 
 def test_alertmanager_fires_redis_down_and_the_adapter_heals_redis(tmp_path, cache_app):
@@ -179,13 +165,13 @@ def test_alertmanager_fires_redis_down_and_the_adapter_heals_redis(tmp_path, cac
             "platform": {"value": "compose"},
             "host": {"value": "localhost"},
             "service": {"label": "service", "pattern": "[a-z0-9][a-z0-9_.-]{0,62}"},
-            "project_src": {"value": str(cache_app["folder"])},
-            "project_name": {"value": cache_app["name"]},
-            "endpoint": {"host": {"value": "127.0.0.1"}, "port": {"value": cache_app["redis_port"]}},
+            "project_src": {"value": str(cache_app.folder)},
+            "project_name": {"value": cache_app.name},
+            "endpoint": {"host": {"value": "127.0.0.1"}, "port": {"value": cache_app.redis_port}},
         },
     }
-    subprocess.run(["docker", "stop", cache_app["redis_id"]], check=True, capture_output=True, timeout=60)
-    assert not pings(cache_app["redis_port"])
+    subprocess.run(["docker", "stop", cache_app.redis_container()], check=True, capture_output=True, timeout=60)
+    assert not pings(cache_app.redis_port)
     with adapter_process(tmp_path / "adapter", [route]) as adapter:
         config = alertmanager_config(adapter, bearer(adapter))
         with alertmanager_server(config=config, host_port=free_port()) as alertmanager:
@@ -206,7 +192,7 @@ def test_alertmanager_fires_redis_down_and_the_adapter_heals_redis(tmp_path, cac
             )
         assert decisions(adapter)[incident][0] == "accepted"
         assert [(run["playbook"], run["state"]) for run in runs] == [("incident.remediation.redis_down", "successful")]
-        assert pings(cache_app["redis_port"])
+        assert pings(cache_app.redis_port)
         records = adapter.folder / "incidents" / incident / "timeline.jsonl"
         outcomes = [event for event in map(json.loads, records.read_text().splitlines()) if "outcome" in event]
         assert [(event["event"], event["outcome"]) for event in outcomes] == [("resolved", "healed")]

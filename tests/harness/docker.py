@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import docker
 import redis
 
-from tests.harness.ansible import wait_for
+from tests.harness.adapter import free_port
+from tests.harness.ansible import REPO_ROOT, wait_for
 
 REDIS_IMAGE = "incident-remediation/redis:latest"
 TEST_LABELS = {"incident-remediation.test": "1"}
@@ -61,6 +65,33 @@ def docker_network() -> Iterator[str]:
         yield network.name
     finally:
         network.remove()
+
+
+class CacheApp:
+    """The lab's cache-app compose project (Redis and its app) in ``folder`` on free
+    loopback ports, as scripts/demo.sh runs it; up on enter, down on exit."""
+
+    def __init__(self, folder: Path, prefix: str):
+        self.folder = folder
+        shutil.copy(REPO_ROOT / "lab" / "compose" / "cache-app" / "compose.yaml", folder)
+        self.redis_port = free_port()
+        (folder / ".env").write_text(f"REDIS_PORT={self.redis_port}\nAPP_PORT={free_port()}\n")
+        self.name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        self.compose = ["docker", "compose", "--project-name", self.name, "--project-directory", str(folder)]
+
+    def __enter__(self) -> CacheApp:
+        subprocess.run([*self.compose, "up", "-d", "--wait"], check=True, capture_output=True, timeout=180)
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        subprocess.run(
+            [*self.compose, "down", "--volumes", "--timeout", "1"], capture_output=True, timeout=180, check=False
+        )
+
+    def redis_container(self) -> str:
+        return subprocess.run(
+            [*self.compose, "ps", "-aq", "redis"], check=True, capture_output=True, text=True, timeout=60
+        ).stdout.strip()
 
 
 def pings(port: int, timeout: float = 2.0) -> bool:
