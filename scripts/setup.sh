@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Idempotent environment setup for the incident.remediation test bed.
 #
-#   scripts/setup.sh [all|venv|docker|images|kubernetes]...   (default: all)
+#   scripts/setup.sh [all|venv|java|docker|images|kubernetes]...   (default: all)
 #
 # On a fresh Debian bookworm machine (as root) it installs what is missing:
 # a Python virtual environment with the pinned tool chain, a Docker engine with
 # Compose v2, the base image and the project's test images, and a single-node
 # Kubernetes (API server, controller manager, scheduler, kubelet, kubectl and the
-# pause image) built from Debian's source package.
+# pause image) built from Debian's source package, and Java 17 for ansible-rulebook.
 # Whatever is already there (an engine, an image, a cached build) is left alone.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -109,6 +109,15 @@ setup_images() {
   done
 }
 
+# Java 17 for ansible-rulebook (Event-Driven Ansible tests); tests set JAVA_HOME.
+setup_java() {
+  if ls -d /usr/lib/jvm/java-17-openjdk-*/lib/server/libjvm.so >/dev/null 2>&1; then
+    log "Java 17 present"
+    return
+  fi
+  apt_install openjdk-17-jdk-headless
+}
+
 setup_kubernetes() {
   "$REPO_ROOT/scripts/build-kubernetes.sh"
 }
@@ -120,8 +129,9 @@ main() {
   local step
   for step in "${steps[@]}"; do
     case "$step" in
-      all) setup_venv; setup_docker; setup_images; setup_kubernetes ;;
+      all) setup_venv; setup_java; setup_docker; setup_images; setup_kubernetes ;;
       venv) setup_venv ;;
+      java) setup_java ;;
       docker) setup_docker ;;
       images) setup_docker; setup_images ;;
       kubernetes) setup_docker; setup_kubernetes ;;

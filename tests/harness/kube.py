@@ -24,7 +24,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -36,6 +35,8 @@ from pathlib import Path
 
 import docker
 import yaml
+
+from tests.harness.adapter import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet")
@@ -77,13 +78,6 @@ def find_bin_dir() -> Path:
         if not os.access(bin_dir / name, os.X_OK):
             raise KubeError(f"{bin_dir / name} is missing or not executable")
     return bin_dir
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _http_ok(url: str, token: str | None = None, cafile: Path | None = None) -> bool:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import socket
 import tarfile
 import urllib.error
 import urllib.parse
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 import docker
 import yaml
 
+from tests.harness.adapter import free_port
 from tests.harness.ansible import wait_for
 
 PROMETHEUS_IMAGE = "incident-remediation/prometheus:latest"
@@ -99,7 +99,7 @@ def prometheus_server(
 
 def _start(engine, config: bytes, timeout: float) -> Prometheus:
     """A started container on a free loopback port, once ready or exited."""
-    port = _free_port()
+    port = free_port()
     container = engine.containers.create(
         PROMETHEUS_IMAGE,
         [
@@ -139,12 +139,6 @@ def _up_targets(url: str, job: str) -> int:
         return sum(1 for _, value in query(url, 'up{job="%s"}' % job) if value == 1)
     except (urllib.error.URLError, OSError, KeyError, ValueError):
         return 0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _tar(name: str, data: bytes) -> bytes:

@@ -4,15 +4,13 @@ folder it wrote. Check mode writes nothing; a traversal incident_id is rejected.
 
 import json
 import re
-import shutil
-import socket
 import subprocess
-import uuid
 
 import pytest
 
 from tests.harness import ansible
-from tests.harness.ansible import REPO_ROOT, unsafe
+from tests.harness.ansible import unsafe
+from tests.harness.docker import CacheApp
 
 pytestmark = pytest.mark.integration
 
@@ -22,27 +20,12 @@ INCIDENT = "redis-down-report"
 HOSTILE_DESCRIPTION = "cache down | see <a href=x>runbook</a> [click](javascript:x) {{ 7*7 }}"
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def incident(tmp_path_factory):
     """A real incident folder: redis_down run against a compose Redis that was stopped."""
-    folder = tmp_path_factory.mktemp("project")
     records = tmp_path_factory.mktemp("incidents")
-    shutil.copy(REPO_ROOT / "lab/compose/cache-app/compose.yaml", folder / "compose.yaml")
-    redis_port = free_port()
-    (folder / ".env").write_text(f"REDIS_PORT={redis_port}\nAPP_PORT={free_port()}\n")
-    name = f"ir-test-report-{uuid.uuid4().hex[:8]}"
-    compose = ["docker", "compose", "--project-name", name, "--project-directory", str(folder)]
-    try:
-        subprocess.run([*compose, "up", "-d", "--wait", "redis"], cwd=folder, check=True, capture_output=True,
-                       timeout=120)
-        subprocess.run([*compose, "stop", "--timeout", "1", "redis"], cwd=folder, check=True, capture_output=True,
-                       timeout=60)
+    with CacheApp(tmp_path_factory.mktemp("project"), "ir-test-report") as app:
+        subprocess.run([*app.compose, "stop", "--timeout", "1", "redis"], check=True, capture_output=True, timeout=60)
         run = ansible.run_playbook(
             "incident.remediation.redis_down",
             {
@@ -59,9 +42,9 @@ def incident(tmp_path_factory):
                 "target": {
                     "platform": "compose",
                     "service": "redis",
-                    "project_src": str(folder),
-                    "project_name": name,
-                    "endpoint": {"host": "127.0.0.1", "port": redis_port},
+                    "project_src": str(app.folder),
+                    "project_name": app.name,
+                    "endpoint": {"host": "127.0.0.1", "port": app.redis_port},
                 },
                 "incident_id": INCIDENT,
                 "incident_records_dir": str(records),
@@ -70,9 +53,6 @@ def incident(tmp_path_factory):
         )
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
         yield records
-    finally:
-        subprocess.run([*compose, "down", "-v", "--timeout", "1"], cwd=folder, capture_output=True, timeout=120,
-                       check=False)
 
 
 def report(records, check=False, **extra):
@@ -134,14 +114,12 @@ def test_the_report_of_a_healed_redis(incident):
     assert cells[5] == "Redis is not running"
 
     actions = section(text, "Actions Taken")
-    assert re.search(r"^1\. \d\d:\d\d:\d\d: tier `start` \(Redis is not running\): verified after", actions,
-                     re.M)
+    assert re.search(r"^1\. \d\d:\d\d:\d\d: tier `start` \(Redis is not running\): verified after", actions, re.M)
     assert re.search(r"^2\. \d\d:\d\d:\d\d: resolved \(outcome healed\)$", actions, re.M)
 
     impact = section(text, "Impact")
     assert "- **summary**: Redis unreachable for more than 2 minutes\n" in impact
-    assert (r"- **description**: cache down \| see \<a href=x\>runbook\</a\> \[click](javascript:x) {{ 7\*7 }}"
-            in impact)
+    assert r"- **description**: cache down \| see \<a href=x\>runbook\</a\> \[click](javascript:x) {{ 7\*7 }}" in impact
     assert "- **Users affected**: _To be completed._" in impact
     for title in ("Root Cause", "Lessons Learned", "Action Items"):
         assert "_To be completed._" in section(text, title), title
@@ -152,7 +130,10 @@ def test_the_report_of_a_healed_redis(incident):
     listed = re.findall(r"^\| `evidence/([^`]+)` \| \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \| \d+ bytes \|$", evidence, re.M)
     assert listed == sorted(p.name for p in (incident / INCIDENT / "evidence").iterdir())
     assert {name.split("-", 1)[1] for name in listed} >= {
-        "service-status.json", "service-logs.log", "resource-usage.json", "check.json",
+        "service-status.json",
+        "service-logs.log",
+        "resource-usage.json",
+        "check.json",
     }
 
     again = report(incident)
