@@ -16,6 +16,9 @@ BIN = Path(sys.executable).parent
 META = REPO_ROOT / "meta"
 INTROSPECT = Path(__import__("ansible_builder").__file__).parent / "_target_scripts" / "introspect.py"
 # Import name -> the distribution that provides it, where the two differ.
+# Configures AWX/AAP from an admin's machine (needs awx.awx there); never runs in the
+# execution environment.
+AWX_CONFIGURATION = {"awx_configure.yml"}
 DISTRIBUTIONS = {"psycopg2": "psycopg2-binary", "prometheus_client": "prometheus-client"}
 
 
@@ -48,6 +51,8 @@ def collections_used() -> set[str]:
     used = set()
     for folder in ("playbooks", "roles"):
         for path in (REPO_ROOT / folder).rglob("*.yml"):
+            if path.name in AWX_CONFIGURATION:
+                continue
             text = path.read_text()
             used.update(f"{ns}.{coll}" for pattern in patterns for ns, coll in pattern.findall(text))
     return used

@@ -51,6 +51,8 @@ def test_route_is_well_formed(route):
         "vars",
         "thresholds",
         "safety",
+        "executor",
+        "job_template",
         "runbook",
     }
     namespace, name, playbook = route["playbook"].split(".")

@@ -23,6 +23,7 @@ from remediate.metrics import Metrics
 from remediate.outcomes import GOOD_RESULTS
 from remediate.preflight import preflight
 from remediate.routes import RouteError, check_routes, load_routes
+from remediate.rulebook import VARIANTS, generate
 from remediate.safety import Engine, EscalationPolicy
 from remediate.store import open_store
 from remediate.worker import Workers
@@ -51,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
 
     routes = commands.add_parser("routes", help="show or check the routes file")
     routes.add_argument("--check", action="store_true", help="fail on invalid routes; list catalog alerts without one")
+
+    rulebook = commands.add_parser("rulebook", help="write the Event-Driven Ansible rulebook for the routes file")
+    rulebook.add_argument("--routes", type=Path, help="the routes file (default: the settings' routes_file)")
+    rulebook.add_argument("--variant", choices=VARIANTS, required=True, help="run the playbook, or its job template")
+    rulebook.add_argument("--output", type=Path, help="write here instead of to standard output")
 
     incidents = commands.add_parser("incidents", help="recent incidents, or one incident's timeline")
     incidents.add_argument("id", nargs="?")
@@ -103,7 +109,7 @@ def build(settings: Settings) -> tuple:
     store = open_store(settings.store)
     store.init()
     engine = Engine(settings, load_routes(settings.routes_file), EscalationPolicy(settings.escalation_policy_file))
-    workers = Workers(store, engine, make_executor(settings), Metrics())
+    workers = Workers(store, engine, make_executor(settings, engine.routes), Metrics())
     return store, engine, workers
 
 
@@ -233,6 +239,24 @@ def cmd_routes(settings: Settings, args) -> int:
         print(f"catalog alerts without a route yet ({len(unrouted)}): " + ", ".join(unrouted))
     print("routes: " + ("FAILED" if problems else "ok") + f" ({settings.routes_file})")
     return 1 if problems else 0
+
+
+def cmd_rulebook(settings: Settings, args) -> int:
+    path = args.routes or settings.routes_file
+    if path is None:
+        raise RouteError("no routes file: pass --routes FILE or set routes_file")
+    text = generate(
+        load_routes(path),
+        args.variant,
+        routes_path=str(path),
+        cooldown_minutes=settings.safety.cooldown_minutes,
+        dry_run=settings.safety.dry_run,
+    )
+    if args.output:
+        args.output.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def cmd_incidents(settings: Settings, args) -> int:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import sys
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -83,8 +85,52 @@ class Auth(Strict):
     disabled: bool = False
 
 
+class Awx(Strict):
+    """An AWX / Ansible Automation Platform controller that runs job templates."""
+
+    # The controller's address, e.g. https://awx.example.com; the API is under api_path.
+    url: str
+    # AAP 2.5 behind its gateway: /api/controller/v2/.
+    api_path: str = "/api/v2/"
+    # An OAuth2 or personal access token, one line; never logged.
+    token_file: Path
+    # False, or a CA bundle's path, for a controller with a private CA.
+    verify_tls: bool | Path = True
+    request_timeout_seconds: float = Field(30, gt=0)
+    poll_seconds: float = Field(2, gt=0)
+    # Reads (and cancels) tried again after a connection error or a 5xx, with doubling waits.
+    retries: int = Field(4, ge=0, le=10)
+    retry_backoff_seconds: float = Field(1, ge=0)
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+            raise ValueError("url must be http(s)://host[:port], without a path (the API path is api_path)")
+        if parts.scheme == "http" and not _loopback(parts.hostname):
+            raise ValueError("url must be https: the token would cross the network in clear (http only on loopback)")
+        return value.rstrip("/")
+
+    @field_validator("api_path")
+    @classmethod
+    def _api_path(cls, value: str) -> str:
+        return "/" + value.strip("/") + "/"
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class Executor(Strict):
-    kind: Literal["local"] = "local"
+    # Where runs go unless their route says otherwise (`executor:` in the routes file).
+    kind: Literal["local", "awx"] = "local"
+    awx: Awx | None = None
     timeout_seconds: int = Field(900, ge=1)
     keep_artifacts: int = Field(50, ge=0)
     # Default: the ansible-playbook beside this interpreter (the venv's bin), else on PATH.

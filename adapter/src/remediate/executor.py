@@ -1,5 +1,6 @@
 """Executors run one playbook for one run. ``LocalRunner`` uses ansible-runner on
-this host; an AWX/AAP executor (a later issue) implements the same ``run``."""
+this host; ``remediate.awx.AwxExecutor`` launches an AWX/AAP job template. Both
+return the same ``RunResult``; ``ByRoute`` picks one per run."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import ansible_runner
 
 from remediate.config import Settings
 from remediate.outcomes import BadVerdict, parse_verdict
+from remediate.routes import Route, RouteTable
 from remediate.store import Run
 
 log = logging.getLogger("remediate.executor")
@@ -24,6 +26,8 @@ log = logging.getLogger("remediate.executor")
 # task's outcome (skipped tasks left out), never the module's result, which can
 # hold anything the module saw.
 TASK_RESULTS = {"runner_on_ok": "ok", "runner_on_failed": "failed", "runner_on_unreachable": "unreachable"}
+# The per-host counts of the playbook_on_stats event, as ansible-runner's Runner.stats gives them.
+HOST_STATS = ("skipped", "ok", "dark", "failures", "ignored", "rescued", "processed", "changed")
 
 
 @dataclass
@@ -37,23 +41,39 @@ class RunResult:
     verdict_problem: str | None = None
     # Why the run could not be run at all (the executor broke), if it could not.
     error: str | None = None
+    # How it ended when there is no exit code to tell (an AWX job's id and status).
+    detail: str | None = None
 
 
 class Executor(Protocol):
     def run(self, run: Run, on_event: Callable[[dict], None], should_cancel: Callable[[], bool]) -> RunResult: ...
 
 
-def unsafe(value):
-    """Every string as data Ansible will not template ({"__ansible_unsafe": ...}).
-    Keys cannot be marked: a key Ansible reads as a marker (__ansible_*) would make it
-    load the whole file as plain YAML, every string a template, so it is refused."""
+def refuse_marker_keys(value) -> None:
+    """Raise ValueError for a key Ansible reads as a marker (__ansible_*) anywhere in value."""
     if isinstance(value, dict):
         marker = next((key for key in value if str(key).startswith("__ansible")), None)
         if marker is not None:
             raise ValueError(f"refusing extra variable key {marker[:64]!r}: Ansible reads it as a marker")
-        return {key: unsafe(item) for key, item in value.items()}
+        value = list(value.values())
     if isinstance(value, list):
-        return [unsafe(item) for item in value]
+        for item in value:
+            refuse_marker_keys(item)
+
+
+def unsafe(value):
+    """Every string as data Ansible will not template ({"__ansible_unsafe": ...}).
+    Keys cannot be marked: a key Ansible reads as a marker (__ansible_*) would make it
+    load the whole file as plain YAML, every string a template, so it is refused."""
+    refuse_marker_keys(value)
+    return _wrap(value)
+
+
+def _wrap(value):
+    if isinstance(value, dict):
+        return {key: _wrap(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_wrap(item) for item in value]
     if isinstance(value, str):
         return {"__ansible_unsafe": value}
     return value
@@ -129,12 +149,7 @@ class LocalRunner:
         finally:
             shutil.rmtree(private_data_dir / "env", ignore_errors=True)
             self._prune()
-        if "remediation" in stats:
-            try:
-                result.verdict = parse_verdict(stats["remediation"], run.incident_id)
-            except BadVerdict as error:
-                result.verdict_problem = str(error)
-                log.error("run %s: remediation data refused: %s", run.id, error)
+        check_verdict(result, stats, run)
         return result
 
     def _prune(self) -> None:
@@ -164,5 +179,47 @@ def run_envvars(settings: Settings) -> dict[str, str]:
     return {**envvars, **executor.envvars}
 
 
-def make_executor(settings: Settings) -> Executor:
-    return LocalRunner(settings)
+def check_verdict(result: RunResult, reported: dict, run: Run) -> None:
+    """The playbook's `remediation` data (set_stats) into the result, checked."""
+    if "remediation" not in reported:
+        return
+    try:
+        result.verdict = parse_verdict(reported["remediation"], run.incident_id)
+    except BadVerdict as error:
+        result.verdict_problem = str(error)
+        log.error("run %s: remediation data refused: %s", run.id, error)
+
+
+def executor_kind(settings: Settings, route: Route | None, run_kind: str) -> str:
+    """Where a run goes: a remediation to its route's `executor`, else (and every
+    notify run) to the settings' executor.kind."""
+    if run_kind == "remediate" and route is not None and route.executor is not None:
+        return route.executor
+    return settings.executor.kind
+
+
+def job_template_for(route: Route | None, run_kind: str, playbook: str) -> str | int:
+    """The AWX job template (a name or an id) of a run: its route's `job_template`, else the playbook's
+    fully qualified name (the name playbooks/awx_configure.yml gives it)."""
+    if run_kind == "remediate" and route is not None and route.job_template is not None:
+        return route.job_template
+    return playbook
+
+
+class ByRoute:
+    """Each run on the executor its route names."""
+
+    def __init__(self, settings: Settings, routes: RouteTable):
+        from remediate.awx import AwxExecutor  # noqa: PLC0415 - awx builds on this module
+
+        self.settings = settings
+        self.routes = routes
+        self.executors: dict[str, Executor] = {"local": LocalRunner(settings), "awx": AwxExecutor(settings, routes)}
+
+    def run(self, run: Run, on_event: Callable[[dict], None], should_cancel: Callable[[], bool]) -> RunResult:
+        kind = executor_kind(self.settings, self.routes.by_name(run.route), run.kind)
+        return self.executors[kind].run(run, on_event, should_cancel)
+
+
+def make_executor(settings: Settings, routes: RouteTable) -> Executor:
+    return ByRoute(settings, routes)

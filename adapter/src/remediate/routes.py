@@ -21,7 +21,8 @@ SEVERITIES = ("critical", "warning", "info")
 MODES = ("auto", "dry_run", "approve", "notify_only")
 PLATFORMS = ("compose", "kubernetes", "systemd")
 ROUTE_KEYS = {"name", "alertname", "matchers", "playbook", "severity", "mode", "target", "vars", "thresholds", "safety"}
-ROUTE_KEYS |= {"runbook"}
+ROUTE_KEYS |= {"runbook", "executor", "job_template"}
+EXECUTORS = ("local", "awx")
 SAFETY_KEYS = {"cooldown_minutes", "breaker_failures", "approval_timeout_minutes", "per_target_per_hour"}
 SAFETY_KEYS |= {"per_route_per_hour"}
 FIELD_KEYS = {"value", "label", "pattern", "allow", "default", "type"}
@@ -32,6 +33,7 @@ TARGET_IDENTITY = ("platform", "host", "namespace", "project_name", "service", "
 RESERVED_VARS = {"alert", "target", "incident_id", "dry_run", "severity", "thresholds", "incident_records_dir"}
 VAR_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 PLAYBOOK_NAME = re.compile(r"([a-z0-9_]+)\.([a-z0-9_]+)\.([a-z0-9_]+)")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # A label pattern that accepts any of these is too loose to act on.
 HOSTILE_SAMPLES = ("a; rm -rf /", "$(id)", "`id`", "{{ 7*7 }}", "{% x %}", "../x", "a\nb", "a b", "a|b", "")
 HOSTILE_SAMPLES += ("{{x}}", "{%x%}")
@@ -84,6 +86,9 @@ class Route:
     thresholds: dict = field(default_factory=dict)
     safety: dict = field(default_factory=dict)
     runbook: str = ""
+    # None: the settings' executor.kind; job_template None: the playbook's name.
+    executor: str | None = None
+    job_template: str | int | None = None
 
     def matches(self, labels: dict[str, str]) -> bool:
         if labels.get("alertname") != self.alertname:
@@ -214,6 +219,12 @@ def _parse_route(raw: Any) -> Route:
             raise RouteError(f"vars.{name}: not a variable name a route may set")
         variables[name] = _parse_field(spec, f"vars.{name}")
     thresholds, safety = _parse_numbers(raw)
+    executor = raw.get("executor")
+    if executor is not None and executor not in EXECUTORS:
+        raise RouteError(f"executor must be one of {', '.join(EXECUTORS)}")
+    job_template = raw.get("job_template")
+    if job_template is not None and not _job_template(job_template):
+        raise RouteError("job_template must be a job template's name (at most 512 characters) or its id")
     return Route(
         name=str(raw.get("name") or raw["alertname"]),
         alertname=str(raw["alertname"]),
@@ -226,7 +237,17 @@ def _parse_route(raw: Any) -> Route:
         thresholds=thresholds,
         safety=safety,
         runbook=str(raw.get("runbook", "")),
+        executor=executor,
+        job_template=job_template,
     )
+
+
+def _job_template(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value > 0
+    return isinstance(value, str) and 0 < len(value) <= 512 and not CONTROL.search(value)
 
 
 def _parse_numbers(raw: dict) -> tuple[dict, dict]:

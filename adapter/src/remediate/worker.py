@@ -108,8 +108,9 @@ class Workers:
 
         def on_event(event: dict) -> None:
             kind = event.pop("kind")
+            reason = event.pop("reason", None) or event.get("task", "")
             with self.store.transaction(write=True) as tx:
-                tx.event(run.incident_id, kind, event.get("task", ""), now=now(), run_id=run.id, data=event)
+                tx.event(run.incident_id, kind, reason, now=now(), run_id=run.id, data=event)
 
         def should_cancel() -> bool:
             with self.store.transaction() as tx:
@@ -129,7 +130,7 @@ class Workers:
     def finish(self, run: Run, result: RunResult, outcome: str) -> None:
         """Record how a run ended and act on it, in one transaction."""
         verdict = result.verdict or {}
-        detail = result.error or f"rc={result.rc}"
+        detail = result.error or result.detail or f"rc={result.rc}"
         if result.verdict_problem:
             detail += f"; remediation data refused: {result.verdict_problem}"
         summary = verdict.get("summary") or detail
