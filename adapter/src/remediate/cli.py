@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import ipaddress
 import json
 import logging
 import os
@@ -17,7 +16,7 @@ from pydantic import ValidationError
 from pythonjsonlogger.json import JsonFormatter
 
 from remediate.alerts import Alert, WebhookPayload
-from remediate.config import Settings, load_settings
+from remediate.config import Settings, is_loopback, load_settings
 from remediate.executor import make_executor
 from remediate.metrics import Metrics
 from remediate.outcomes import GOOD_RESULTS
@@ -127,7 +126,7 @@ def cmd_serve(settings: Settings, args) -> int:
         print(f"remediate: auth: {error}", file=sys.stderr)
         return 2
     if args.insecure_no_auth:
-        if not _loopback(host):
+        if not is_loopback(host):
             print("remediate: --insecure-no-auth is allowed only on a loopback address", file=sys.stderr)
             return 2
         log.warning("serving WITHOUT authentication (loopback only)", extra={"host": host, "port": port})
@@ -336,15 +335,6 @@ def _read_alerts(path: Path) -> list[Alert]:
         return [Alert.model_validate(document)]
     except ValidationError as error:
         raise ValueError(str(error)) from None
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _person() -> str:

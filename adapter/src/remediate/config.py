@@ -108,7 +108,7 @@ class Awx(Strict):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
             raise ValueError("url must be http(s)://host[:port], without a path (the API path is api_path)")
-        if parts.scheme == "http" and not _loopback(parts.hostname):
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
             raise ValueError("url must be https: the token would cross the network in clear (http only on loopback)")
         return value.rstrip("/")
 
@@ -118,7 +118,8 @@ class Awx(Strict):
         return "/" + value.strip("/") + "/"
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine's loopback."""
     if host == "localhost":
         return True
     try:
