@@ -62,51 +62,101 @@ stage_integration() { python -m pytest -m integration tests/integration; }
 # Alertmanager and PostgreSQL.
 stage_adapter() { python -m pytest tests/adapter; }
 
-# One scenario: its whole output into a log file, its name into the failed list on failure.
-molecule_scenario() {
-  local scenario="$1" logs="$2"
-  if NO_COLOR=1 molecule --base-config .config/molecule/config.yml test -s "$scenario" >"$logs/$scenario.log" 2>&1; then
-    log "--- molecule scenario $scenario passed"
-  else
-    log "--- molecule scenario $scenario FAILED"
-    echo "$scenario" >>"$logs/failed"
-  fi
+# Molecule (docs/testing.md): each platform's targets are made once
+# (molecule/resources/platform.yml) and its scenarios run one after another on
+# them, each breaking, healing, checking and restoring what it broke; the
+# platforms run side by side, one lane each (measured: more lanes than platforms
+# is no faster on 2 cores). IR_MOLECULE_SCENARIOS="name ..." runs only those.
+
+# The platform a scenario runs on: SCENARIO_PLATFORM in its molecule.yml.
+scenario_platform() { sed -n 's/^ *SCENARIO_PLATFORM: *\([a-z]*\).*/\1/p' "molecule/$1/molecule.yml"; }
+
+# Record one timed step of the stage (a platform up or down, a scenario): a log
+# line now, a row of the table at the end, its name in the failed list on failure.
+molecule_record() {
+  local logs="$1" name="$2" seconds="$3" result="$4"
+  log "--- molecule $name $result in $seconds s"
+  echo "$name|$seconds|$result" >>"$logs/times"
+  [ "$result" = passed ] || echo "$name" >>"$logs/failed"
 }
 
-# Scenarios in order, one after another.
+# Bring a platform's targets up or down, its output into the platform's log.
+molecule_platform() {
+  local platform="$1" action="$2" logs="$3" started=$SECONDS result=passed
+  ansible-playbook molecule/resources/platform.yml -e "platform=$platform" -e "platform_action=$action" \
+    >>"$logs/platform-$platform.log" 2>&1 || result=FAILED
+  molecule_record "$logs" "platform $platform $action" $((SECONDS - started)) "$result"
+  [ "$result" = passed ]
+}
+
+# One scenario, its whole output into its log.
+molecule_scenario() {
+  local scenario="$1" logs="$2" started=$SECONDS result=passed
+  NO_COLOR=1 molecule --base-config .config/molecule/config.yml test -s "$scenario" >"$logs/$scenario.log" 2>&1 ||
+    result=FAILED
+  molecule_record "$logs" "scenario $scenario" $((SECONDS - started)) "$result"
+}
+
+# A platform's lane: its targets up, its scenarios in order, its targets down,
+# also after a failed scenario (which restored what it broke: Molecule runs its
+# cleanup after a failed step, and the next scenario's prepare makes sure of it).
 molecule_lane() {
-  local logs="$1" scenario
-  shift
-  for scenario in "$@"; do molecule_scenario "$scenario" "$logs"; done
+  local logs="$1" platform="$2" scenario
+  shift 2
+  if molecule_platform "$platform" up "$logs"; then
+    for scenario in "$@"; do molecule_scenario "$scenario" "$logs"; done
+  else
+    for scenario in "$@"; do molecule_record "$logs" "scenario $scenario" 0 "NOT RUN"; done
+  fi
+  molecule_platform "$platform" down "$logs"
 }
 
 stage_molecule() {
-  # Two lanes at once (one per core): the Kubernetes scenarios one after another
-  # (each starts a cluster whose kubelet drives this machine's Docker engine, and
-  # two kubelets must not share it), the others beside them. Every scenario runs,
-  # so a failure does not hide the others' results; each one's output follows.
-  # Each molecule.yml states what differs from the shared base config (which
-  # Molecule finds by itself only inside a git checkout).
-  local logs scenario kubernetes=() others=() rc=0
+  # A run names what it makes after IR_MOLECULE_RUN, so it never meets another
+  # run's or the integration tests' containers, projects and namespaces; the
+  # Kubernetes harness's lock makes a cluster wait while another one runs.
+  local logs scenario platform rc=0 scenarios=()
+  declare -A lanes=()
   logs="$(mktemp -d)"
-  for scenario in $(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml | sort | xargs -n1 dirname | xargs -n1 basename); do
-    case "$scenario" in
-      *kubernetes*) kubernetes+=("$scenario") ;;
-      *) others+=("$scenario") ;;
-    esac
+  IR_MOLECULE_RUN="ir-mol-$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
+  IR_MOLECULE_PLATFORMS="$logs/platforms"
+  export IR_MOLECULE_RUN IR_MOLECULE_PLATFORMS
+  if [ -n "${IR_MOLECULE_SCENARIOS:-}" ]; then
+    read -ra scenarios <<<"$IR_MOLECULE_SCENARIOS"
+  else
+    for scenario in molecule/*/molecule.yml; do scenarios+=("$(basename "$(dirname "$scenario")")"); done
+  fi
+  for scenario in "${scenarios[@]}"; do
+    platform="$(scenario_platform "$scenario" 2>/dev/null)"
+    [ -n "$platform" ] || { log "molecule/$scenario/molecule.yml is missing or names no SCENARIO_PLATFORM"; return 1; }
+    lanes[$platform]+="$scenario "
   done
-  molecule_lane "$logs" "${kubernetes[@]}" &
-  molecule_lane "$logs" "${others[@]}"
+  for platform in "${!lanes[@]}"; do
+    # shellcheck disable=SC2086 # the lane's scenario names, split on purpose
+    molecule_lane "$logs" "$platform" ${lanes[$platform]} &
+  done
   wait
-  for scenario in "${kubernetes[@]}" "${others[@]}"; do
-    log "--- molecule scenario $scenario, output:"
-    cat "$logs/$scenario.log"
+  for platform in "${!lanes[@]}"; do
+    log "--- molecule platform $platform, output:"
+    cat "$logs/platform-$platform.log"
   done
+  for scenario in "${scenarios[@]}"; do
+    log "--- molecule scenario $scenario, output:"
+    cat "$logs/$scenario.log" 2>/dev/null
+  done
+  log "molecule times (s), lanes side by side:"
+  sort -t'|' -k1,1 "$logs/times" | while IFS='|' read -r name seconds result; do
+    printf '  %-40s %5s  %s\n' "$name" "$seconds" "$result"
+  done >&2
   if [ -s "$logs/failed" ]; then
-    log "failed scenarios: $(tr '\n' ' ' <"$logs/failed")"
+    log "molecule failed: $(paste -sd, "$logs/failed")"
     rc=1
   fi
-  rm -rf "$logs"
+  if grep -q ' down$' "$logs/failed" 2>/dev/null; then
+    log "a platform did not come down: its files stay in $IR_MOLECULE_PLATFORMS"
+  else
+    rm -rf "$logs"
+  fi
   return $rc
 }
 
@@ -132,19 +182,23 @@ main() {
   activate_venv
   cd "$REPO_ROOT" || exit 1
 
-  local passed=0 failed=0 failures=() started
+  local passed=0 failed=0 failures=() times=() started result
   for stage in "${stages[@]}"; do
     log "=== stage $stage"
     started=$SECONDS
     if "stage_$stage"; then
       passed=$((passed + 1))
-      log "=== stage $stage passed in $((SECONDS - started)) s"
+      result=passed
     else
       failed=$((failed + 1))
       failures+=("$stage")
-      log "=== stage $stage FAILED in $((SECONDS - started)) s"
+      result=FAILED
     fi
+    log "=== stage $stage $result in $((SECONDS - started)) s"
+    times+=("$(printf '  %-12s %5s  %s' "$stage" "$((SECONDS - started))" "$result")")
   done
+  log "stage times (s):"
+  printf '%s\n' "${times[@]}" >&2
   [ "$failed" = 0 ] || log "failed stages: ${failures[*]}"
   echo "summary: $passed passed, $failed failed"
   [ "$failed" = 0 ]

@@ -20,6 +20,13 @@ description:
     than in O(previous)), C(unhealthy) (a pod not ready, for instance waiting in
     C(ImagePullBackOff)) or C(running) - and at least C(unhealthy) while fewer
     replicas are ready than wanted or the rollout exceeded its progress deadline.
+  - C(rollout_state) follows C(kubectl rollout status) - C(complete) once the
+    controller has seen the latest spec and every wanted replica is updated, ready
+    and available (and no old one is left), C(stalled) once the rollout exceeded its
+    progress deadline, otherwise C(progressing) - and C(rollout_reason) says why a
+    rollout is not complete, naming the pods that are not ready and why (their
+    container's waiting or terminated reason, else their newest failing probe or
+    other Warning event).
   - Pods being deleted are left out. ReplicaSets and pods not owned by the
     Deployment (same labels, other owner) are left out.
   - Memory quantities become bytes (rounded up, as Kubernetes does) and CPU
@@ -41,6 +48,17 @@ options:
     type: list
     elements: dict
     default: []
+  events:
+    description:
+      - The Events of the Deployment's namespace (M(kubernetes.core.k8s_info) C(kind=Event)).
+        Those about the Deployment, its ReplicaSets and their pods (gone ones too) are kept.
+    type: list
+    elements: dict
+    default: []
+  events_limit:
+    description: How many of the newest kept events to return.
+    type: int
+    default: 50
   previous:
     description:
       - An earlier status of the same Deployment returned by this filter. A pod
@@ -53,7 +71,21 @@ EXAMPLES = r"""
   ansible.builtin.set_fact:
     service_status: >-
       {{ deployment.resources
-         | incident.remediation.kubernetes_service_status(replicasets=replicasets.resources, pods=pods.resources) }}
+         | incident.remediation.kubernetes_service_status(replicasets=replicasets.resources, pods=pods.resources,
+                                                          events=events.resources) }}
+
+- name: Wait until a rollout is complete or stalled (the Deployment alone is enough)
+  kubernetes.core.k8s_info:
+    api_version: apps/v1
+    kind: Deployment
+    name: api
+    namespace: shop
+  register: deployment
+  until: >-
+    (deployment.resources | incident.remediation.kubernetes_service_status).rollout_state
+    in ['complete', 'stalled']
+  retries: 60
+  delay: 1
 """
 
 RETURN = r"""
@@ -82,6 +114,12 @@ _value:
     progress_deadline_exceeded:
       description: Whether the Progressing condition says C(ProgressDeadlineExceeded).
       type: bool
+    rollout_state:
+      description: C(complete), C(progressing) or C(stalled); null without a Deployment.
+      type: str
+    rollout_reason:
+      description: Why the rollout is not complete, null when it is.
+      type: str
     restart_count:
       description: Sum of the restart counts of all containers of all pods.
       type: int
@@ -109,7 +147,24 @@ _value:
     instances:
       description: >-
         Per pod name, state, health (C(healthy) when Ready), ready, phase, restart_count, started_at,
-        oom_killed, exit_code, reason and message (of a waiting or terminated container), image and revision.
+        oom_killed, exit_code, reason and message (of a waiting or terminated container, else of the
+        newest failing probe or other Warning event, or of the Ready condition, of a pod that is not
+        ready), last_warning (C(reason: message) of its newest failing probe - a Warning with reason
+        C(Unhealthy) - else of its newest Warning event), image, revision and containers.
+      type: list
+      elements: dict
+      contains:
+        containers:
+          description: >-
+            Per container name, ready, restart_count, state (C(running), C(waiting), C(terminated)),
+            reason, message, exit_code, started_at, finished_at and last_state (the previous
+            instance's C(terminated) reason, exit_code, started_at and finished_at, null if none).
+          type: list
+          elements: dict
+    events:
+      description: >-
+        The newest O(events_limit) events of the Deployment, its ReplicaSets and their pods, oldest
+        first - time, type, reason, object (C(Kind/name)), message and count.
       type: list
       elements: dict
 """
@@ -199,6 +254,39 @@ def _terminated(container_status):
     return _get(container_status, "state", "terminated") or _get(container_status, "lastState", "terminated") or {}
 
 
+def _state(state):
+    """The one key of a container state (running, waiting or terminated) and its details, or (None, {})."""
+    for key in ("waiting", "terminated", "running"):
+        details = _get(state, key)
+        if details is not None:
+            return key, details
+    return None, {}
+
+
+def _container_row(status):
+    state, details = _state(status.get("state"))
+    last_state, last = _state(status.get("lastState"))
+    return dict(
+        name=status.get("name"),
+        ready=bool(status.get("ready")),
+        restart_count=status.get("restartCount") or 0,
+        state=state,
+        reason=details.get("reason"),
+        message=details.get("message"),
+        exit_code=details.get("exitCode"),
+        started_at=details.get("startedAt"),
+        finished_at=details.get("finishedAt"),
+        last_state=dict(
+            reason=last.get("reason"),
+            exit_code=last.get("exitCode"),
+            started_at=last.get("startedAt"),
+            finished_at=last.get("finishedAt"),
+        )
+        if last_state == "terminated"
+        else None,
+    )
+
+
 def _condition(obj, kind):
     for condition in _get(obj, "status", "conditions") or []:
         if condition.get("type") == kind:
@@ -230,11 +318,14 @@ def pod_state(pod, previous_restarts=None):
     return "unhealthy"
 
 
-def _pod_row(pod, revisions, previous_restarts):
+def _pod_row(pod, revisions, previous_restarts, warning):
     statuses = _get(pod, "status", "containerStatuses") or []
     waiting = next((_get(s, "state", "waiting") for s in statuses if _get(s, "state", "waiting")), None) or {}
     terminated = next((_terminated(s) for s in statuses if _terminated(s)), {})
-    ready = _condition(pod, "Ready").get("status") == "True"
+    ready_condition = _condition(pod, "Ready")
+    ready = ready_condition.get("status") == "True"
+    # A container running but not ready (a failing probe) has no reason of its own.
+    not_ready = {} if ready else warning or ready_condition
     containers = _get(pod, "spec", "containers") or [{}]
     return dict(
         name=_get(pod, "metadata", "name"),
@@ -246,10 +337,12 @@ def _pod_row(pod, revisions, previous_restarts):
         started_at=_get(pod, "status", "startTime"),
         oom_killed=any(_terminated(s).get("reason") == "OOMKilled" for s in statuses),
         exit_code=terminated.get("exitCode"),
-        reason=waiting.get("reason") or terminated.get("reason"),
-        message=waiting.get("message") or terminated.get("message"),
+        reason=waiting.get("reason") or terminated.get("reason") or not_ready.get("reason"),
+        message=waiting.get("message") or terminated.get("message") or not_ready.get("message"),
+        last_warning="%s: %s" % (warning["reason"], warning["message"]) if warning else None,
         image=containers[0].get("image"),
         revision=revisions.get(_get(pod, "metadata", "labels", "pod-template-hash")),
+        containers=[_container_row(status) for status in statuses],
     )
 
 
@@ -269,17 +362,100 @@ def _resources(container):
     )
 
 
+def _event_row(event):
+    involved = event.get("involvedObject") or {}
+    return dict(
+        time=event.get("lastTimestamp") or event.get("eventTime") or _get(event, "metadata", "creationTimestamp"),
+        type=event.get("type"),
+        reason=event.get("reason"),
+        object="%s/%s" % (involved.get("kind"), involved.get("name")),
+        message=(event.get("message") or "").strip(),
+        count=event.get("count") or 1,
+    )
+
+
+def _workload_events(events, deployment, set_names, pod_names):
+    """Event rows about the Deployment, its ReplicaSets and their pods, oldest first."""
+    kept = []
+    for event in events or []:
+        involved = (event or {}).get("involvedObject") or {}
+        kind, name = involved.get("kind"), involved.get("name") or ""
+        if (
+            (kind == "Deployment" and name == _get(deployment, "metadata", "name"))
+            or (kind == "ReplicaSet" and name in set_names)
+            # Pods are named <ReplicaSet>-<suffix>, gone ones included.
+            or (kind == "Pod" and (name in pod_names or any(name.startswith(rs + "-") for rs in set_names)))
+        ):
+            kept.append(event)
+    # RFC 3339 UTC timestamps sort as strings once cut to whole seconds (eventTime has microseconds).
+    return sorted((_event_row(event) for event in kept), key=lambda row: (row["time"] or "")[:19])
+
+
+def _newest_warnings(event_rows):
+    """Per pod name, its newest failing probe (a Warning with reason Unhealthy), else its newest Warning."""
+    warnings = {}
+    for row in event_rows:
+        kind, name = row["object"].split("/", 1) if "/" in row["object"] else (row["object"], "")
+        if kind == "Pod" and row["type"] == "Warning":
+            if row["reason"] == "Unhealthy" or warnings.get(name, {}).get("reason") != "Unhealthy":
+                warnings[name] = row
+    return warnings
+
+
+def _deadline_exceeded(deployment):
+    progressing = _condition(deployment, "Progressing")
+    return progressing.get("status") == "False" and progressing.get("reason") == "ProgressDeadlineExceeded"
+
+
+def _rollout(deployment, desired, rows):
+    """(rollout_state, rollout_reason), the way kubectl rollout status decides."""
+    status = deployment.get("status") or {}
+    generation = _get(deployment, "metadata", "generation")
+    deadline_exceeded = _deadline_exceeded(deployment)
+    observed = status.get("observedGeneration")
+    replicas = status.get("replicas") or 0
+    updated = status.get("updatedReplicas") or 0
+    ready = status.get("readyReplicas") or 0
+    available = status.get("availableReplicas") or 0
+    steps = []
+    if observed is None or (generation is not None and observed < generation):
+        steps.append("the Deployment controller has not seen the latest spec yet")
+    else:
+        if updated < desired:
+            steps.append("%d of %d replicas updated" % (updated, desired))
+        if replicas > updated:
+            steps.append("%d old replicas pending termination" % (replicas - updated))
+        if available < updated or ready < desired:
+            steps.append("%d of %d updated replicas available" % (min(available, updated), updated))
+    if not steps and not deadline_exceeded:
+        return "complete", None
+    if deadline_exceeded:
+        message = _condition(deployment, "Progressing").get("message") or "no progress"
+        steps.insert(0, "ProgressDeadlineExceeded: %s" % message)
+    unready = [
+        "%s (%s)" % (row["name"], ": ".join(part for part in (row["reason"], row["message"]) if part) or "no reason")
+        for row in rows
+        if not row["ready"]
+    ]
+    if unready:
+        steps.append("not ready: " + ", ".join(unready))
+    return ("stalled" if deadline_exceeded else "progressing"), "; ".join(steps)
+
+
 def _missing():
     return empty_status(
         replicas_updated=None,
         replicas_available=None,
         rollout_observed=None,
         progress_deadline_exceeded=None,
+        rollout_state=None,
+        rollout_reason=None,
         replicasets=[],
+        events=[],
     )
 
 
-def kubernetes_service_status(deployment, replicasets=None, pods=None, previous=None):
+def kubernetes_service_status(deployment, replicasets=None, pods=None, previous=None, *, events=None, events_limit=50):
     if isinstance(deployment, (list, tuple)):
         deployment = next((item for item in deployment if item), None)
     if not deployment:
@@ -296,18 +472,31 @@ def kubernetes_service_status(deployment, replicasets=None, pods=None, previous=
     previous_restarts = {
         row.get("name"): row.get("restart_count") or 0 for row in (previous or {}).get("instances") or [] if row
     }
+    live_pods = [
+        pod for pod in pods or [] if pod and not _get(pod, "metadata", "deletionTimestamp") and _owned_by(pod, set_uids)
+    ]
+    event_rows = _workload_events(
+        events,
+        deployment,
+        {_get(rs, "metadata", "name") for rs in owned_sets} - {None},
+        {_get(pod, "metadata", "name") for pod in live_pods},
+    )
+    warnings = _newest_warnings(event_rows)
     rows = [
-        _pod_row(pod, revisions, previous_restarts.get(_get(pod, "metadata", "name")))
-        for pod in pods or []
-        if pod and not _get(pod, "metadata", "deletionTimestamp") and _owned_by(pod, set_uids)
+        _pod_row(
+            pod,
+            revisions,
+            previous_restarts.get(_get(pod, "metadata", "name")),
+            warnings.get(_get(pod, "metadata", "name")),
+        )
+        for pod in live_pods
     ]
 
     spec_replicas = _get(deployment, "spec", "replicas")
     desired = 1 if spec_replicas is None else spec_replicas  # the API server's default
     status = deployment.get("status") or {}
     ready = status.get("readyReplicas") or 0
-    progressing = _condition(deployment, "Progressing")
-    deadline_exceeded = progressing.get("status") == "False" and progressing.get("reason") == "ProgressDeadlineExceeded"
+    deadline_exceeded = _deadline_exceeded(deployment)
 
     if desired == 0:
         state = "stopped"
@@ -337,6 +526,7 @@ def kubernetes_service_status(deployment, replicasets=None, pods=None, previous=
     created = [row["created"] for row in sets if row["created"]]
     generation = _get(deployment, "metadata", "generation")
     observed = status.get("observedGeneration")
+    rollout_state, rollout_reason = _rollout(deployment, desired, rows)
     return dict(
         state=state,
         replicas_desired=desired,
@@ -345,6 +535,8 @@ def kubernetes_service_status(deployment, replicasets=None, pods=None, previous=
         replicas_available=status.get("availableReplicas") or 0,
         rollout_observed=observed is not None and (generation is None or observed >= generation),
         progress_deadline_exceeded=deadline_exceeded,
+        rollout_state=rollout_state,
+        rollout_reason=rollout_reason,
         restart_count=sum(row["restart_count"] for row in rows),
         oom_killed=any(row["oom_killed"] for row in rows),
         image=containers[0].get("image"),
@@ -354,6 +546,7 @@ def kubernetes_service_status(deployment, replicasets=None, pods=None, previous=
         last_rollout_time=max(created) if created else None,
         replicasets=sets,
         instances=rows,
+        events=event_rows[-events_limit:] if events_limit > 0 else [],
     )
 
 

@@ -51,7 +51,8 @@ KUBELET_LOCK = Path(tempfile.gettempdir()) / "incident-remediation-kubelet.lock"
 DEFAULT_NS = "/api/v1/namespaces/default"
 START_TIMEOUT = 90
 STOP_TIMEOUT = 15
-LOCK_TIMEOUT = 300
+# CI stages, Molecule scenarios and test sessions on one machine queue for the kubelet.
+LOCK_TIMEOUT = 900
 
 log = logging.getLogger(__name__)
 
@@ -413,6 +414,45 @@ class KubeCluster:
         except OSError:
             return False
         return f"{self.state_dir}{os.sep}".encode() in cmdline
+
+
+def deployment_manifest(name: str, container: dict, *, replicas: int = 1, pod_spec: dict | None = None, **spec) -> dict:
+    """A Deployment of ``replicas`` pods labelled app=<name> with one container, ``container`` named ``name``
+    and never pulled (pods run the project's local images); ``pod_spec`` and ``spec`` add to the pod's and
+    the Deployment's spec."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": name, "imagePullPolicy": "Never", **container}], **(pod_spec or {})},
+            },
+            **spec,
+        },
+    }
+
+
+def pod_ready(pod) -> bool:
+    """Whether a pod (kubernetes client object) has the Ready condition."""
+    return any(cond.type == "Ready" and cond.status == "True" for cond in pod.status.conditions or [])
+
+
+def rolled_out(deployment) -> bool:
+    """kubectl rollout status's test on a Deployment (kubernetes client object): the latest spec seen,
+    every wanted replica updated, ready and available, no old one left."""
+    status = deployment.status
+    wanted = deployment.spec.replicas
+    return (status.observed_generation or 0) >= deployment.metadata.generation and (
+        (status.replicas or 0)
+        == (status.updated_replicas or 0)
+        == (status.ready_replicas or 0)
+        == (status.available_replicas or 0)
+        == wanted
+    )
 
 
 def _remove_pod_containers() -> None:

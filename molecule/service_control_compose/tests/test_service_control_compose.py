@@ -7,14 +7,15 @@ from pathlib import Path
 
 import yaml
 
-PROJECT = "ir-mol-service-control-compose"
+PROJECT = f"{os.environ['IR_MOLECULE_RUN']}-service-control"
 STATE = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "compose" / ".incident-remediation"
 
 
 def inspect(host, service):
     ids = host.check_output(
         "docker ps -aq --filter label=com.docker.compose.project=%s --filter label=com.docker.compose.service=%s",
-        PROJECT, service,
+        PROJECT,
+        service,
     ).split()
     return [json.loads(host.check_output("docker inspect %s", cid))[0] for cid in ids]
 

@@ -181,9 +181,26 @@ def test_healthy_deployment():
         "exit_code": None,
         "reason": None,
         "message": None,
+        "last_warning": None,
         "image": IMAGE,
         "revision": 3,
+        "containers": [
+            {
+                "name": "api",
+                "ready": True,
+                "restart_count": 0,
+                "state": "running",
+                "reason": None,
+                "message": None,
+                "exit_code": None,
+                "started_at": "2024-05-01T10:00:05Z",
+                "finished_at": None,
+                "last_state": None,
+            }
+        ],
     }
+    assert (status["rollout_state"], status["rollout_reason"]) == ("complete", None)
+    assert status["events"] == []
 
 
 def test_scaled_to_zero_is_stopped():
@@ -323,6 +340,202 @@ def test_rollout_not_observed_yet():
     dep = deployment()
     dep["metadata"]["generation"] = 5
     assert status_of(dep, [pod("a"), pod("b")])["rollout_observed"] is False
+
+
+def test_containers_keep_the_last_termination():
+    status = status_of(
+        deployment(ready=1),
+        [pod("a"), pod("b", ready=False, waiting="CrashLoopBackOff", restart_count=3, last_terminated=OOM)],
+    )
+    (container,) = status["instances"][1]["containers"]
+    assert container == {
+        "name": "api",
+        "ready": False,
+        "restart_count": 3,
+        "state": "waiting",
+        "reason": "CrashLoopBackOff",
+        "message": "details of CrashLoopBackOff",
+        "exit_code": None,
+        "started_at": None,
+        "finished_at": None,
+        "last_state": {
+            "reason": "OOMKilled",
+            "exit_code": 137,
+            "started_at": None,
+            "finished_at": "2024-05-01T09:59:00Z",
+        },
+    }
+
+
+def event(kind, name, reason, message, time, *, type_="Normal", count=1):
+    return {
+        "involvedObject": {"kind": kind, "name": name, "namespace": "shop"},
+        "reason": reason,
+        "message": message,
+        "type": type_,
+        "count": count,
+        "lastTimestamp": time,
+        "metadata": {"creationTimestamp": time},
+    }
+
+
+EVENTS = [
+    event(
+        "Pod",
+        "api-7d9f-bbbbb",
+        "Unhealthy",
+        "Readiness probe failed: HTTP probe failed with statuscode: 503",
+        "2024-05-01T10:03:00Z",
+        type_="Warning",
+        count=7,
+    ),
+    event("Deployment", "api", "ScalingReplicaSet", "Scaled up replica set api-7d9f to 2", "2024-05-01T09:00:00Z"),
+    event("ReplicaSet", "api-7d9f", "SuccessfulCreate", "Created pod: api-7d9f-bbbbb", "2024-05-01T09:00:01Z"),
+    # A pod of the Deployment that is gone now.
+    event("Pod", "api-5c8b-zzzzz", "Killing", "Stopping container api", "2024-05-01T09:00:30Z"),
+    event("Pod", "api-7d9f-bbbbb", "Unhealthy", "Readiness probe failed: old", "2024-05-01T10:01:00Z", type_="Warning"),
+    # Newer, but says nothing about the pod's health; eventTime has microseconds.
+    event("Pod", "api-7d9f-bbbbb", "MissingClusterDNS", "no cluster DNS", "2024-05-01T10:04:00.5Z", type_="Warning"),
+    # Another workload's: same namespace, left out.
+    event("Deployment", "apiserver", "ScalingReplicaSet", "Scaled up", "2024-05-01T09:30:00Z"),
+    event("Pod", "apiserver-1234-aaaaa", "BackOff", "Back-off", "2024-05-01T09:30:00Z", type_="Warning"),
+    event("ReplicaSet", "api-0ff0", "SuccessfulCreate", "Created pod: api-0ff0-x", "2024-05-01T09:30:00Z"),
+]
+
+
+def test_the_workloads_events_oldest_first():
+    status = status_of(deployment(), [pod("api-7d9f-aaaaa"), pod("api-7d9f-bbbbb")], events=EVENTS)
+    assert [(row["object"], row["reason"]) for row in status["events"]] == [
+        ("Deployment/api", "ScalingReplicaSet"),
+        ("ReplicaSet/api-7d9f", "SuccessfulCreate"),
+        ("Pod/api-5c8b-zzzzz", "Killing"),
+        ("Pod/api-7d9f-bbbbb", "Unhealthy"),
+        ("Pod/api-7d9f-bbbbb", "Unhealthy"),
+        ("Pod/api-7d9f-bbbbb", "MissingClusterDNS"),
+    ]
+    assert status["events"][-2] == {
+        "time": "2024-05-01T10:03:00Z",
+        "type": "Warning",
+        "reason": "Unhealthy",
+        "object": "Pod/api-7d9f-bbbbb",
+        "message": "Readiness probe failed: HTTP probe failed with statuscode: 503",
+        "count": 7,
+    }
+    assert [row["time"] for row in status_of(deployment(), events=EVENTS, events_limit=2)["events"]] == [
+        "2024-05-01T10:03:00Z",
+        "2024-05-01T10:04:00.5Z",
+    ]
+
+
+def test_a_pod_failing_its_readiness_probe_says_so():
+    pods = [pod("api-7d9f-aaaaa"), pod("api-7d9f-bbbbb", ready=False)]
+    row = status_of(deployment(ready=1), pods, events=EVENTS)["instances"][1]
+    assert (row["state"], row["ready"]) == ("unhealthy", False)
+    assert (row["reason"], row["message"]) == (
+        "Unhealthy",
+        "Readiness probe failed: HTTP probe failed with statuscode: 503",
+    )
+    assert row["last_warning"] == "Unhealthy: Readiness probe failed: HTTP probe failed with statuscode: 503"
+    # Without events, the Ready condition's reason.
+    not_ready = pod("api-7d9f-bbbbb", ready=False)
+    not_ready["status"]["conditions"][0].update(
+        reason="ContainersNotReady", message="containers with unready status: [api]"
+    )
+    row = status_of(deployment(ready=1), [pod("api-7d9f-aaaaa"), not_ready])["instances"][1]
+    assert (row["reason"], row["message"], row["last_warning"]) == (
+        "ContainersNotReady",
+        "containers with unready status: [api]",
+        None,
+    )
+    # A ready pod keeps no reason from an old warning.
+    assert status_of(deployment(), [pod("api-7d9f-bbbbb")], events=EVENTS)["instances"][0]["reason"] is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "state", "reason"),
+    [
+        pytest.param({}, "complete", None, id="complete"),
+        pytest.param(
+            {"metadata": {"generation": 5}},
+            "progressing",
+            "the Deployment controller has not seen the latest spec yet",
+            id="not-observed",
+        ),
+        pytest.param(
+            {"status": {"updatedReplicas": 1, "replicas": 3, "readyReplicas": 2, "availableReplicas": 2}},
+            "progressing",
+            "1 of 2 replicas updated; 2 old replicas pending termination",
+            id="half-way",
+        ),
+        pytest.param(
+            {"status": {"availableReplicas": 1, "readyReplicas": 1}},
+            "progressing",
+            "1 of 2 updated replicas available",
+            id="not-available",
+        ),
+        pytest.param(
+            {
+                "spec": {"replicas": 0},
+                "status": {"replicas": 0, "updatedReplicas": 0, "readyReplicas": 0, "availableReplicas": 0},
+            },
+            "complete",
+            None,
+            id="scaled-to-zero",
+        ),
+        pytest.param(
+            {"spec": {"replicas": 0}, "status": {"replicas": 1, "updatedReplicas": 0}},
+            "progressing",
+            "1 old replicas pending termination",
+            id="scaling-to-zero",
+        ),
+    ],
+)
+def test_rollout_state(changes, state, reason):
+    dep = deployment()
+    for key, values in changes.items():
+        dep[key].update(values)
+    status = status_of(dep)
+    assert (status["rollout_state"], status["rollout_reason"]) == (state, reason)
+
+
+def test_a_stalled_rollout_names_the_deadline_and_the_pods_not_ready():
+    conditions = [
+        {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+        {
+            "type": "Progressing",
+            "status": "False",
+            "reason": "ProgressDeadlineExceeded",
+            "message": 'ReplicaSet "api-9e1a" has timed out progressing.',
+        },
+    ]
+    dep = deployment(replicas=1, ready=1, conditions=conditions)
+    dep["status"].update(replicas=2, updatedReplicas=1, availableReplicas=1)
+    pods = [pod("api-7d9f-aaaaa"), pod("api-9e1a-ccccc", name_hash="9e1a", ready=False)]
+    events = [
+        event(
+            "Pod",
+            "api-9e1a-ccccc",
+            "Unhealthy",
+            "Readiness probe failed: connection refused",
+            "2024-05-02T09:00:00Z",
+            type_="Warning",
+        )
+    ]
+    sets = [*SETS, replicaset("9e1a", 4, "2024-05-02T09:00:00Z", replicas=1, ready=0)]
+    status = status_of(dep, pods, sets, events=events)
+    assert status["state"] == "unhealthy"
+    assert status["rollout_state"] == "stalled"
+    # The old pod still serves: available counts it.
+    assert status["rollout_reason"] == (
+        'ProgressDeadlineExceeded: ReplicaSet "api-9e1a" has timed out progressing.; '
+        "1 old replicas pending termination; "
+        "not ready: api-9e1a-ccccc (Unhealthy: Readiness probe failed: connection refused)"
+    )
+
+
+def test_a_missing_deployment_has_no_rollout():
+    status = status_of(None, events=EVENTS)
+    assert (status["rollout_state"], status["rollout_reason"], status["events"]) == (None, None, [])
 
 
 def test_input_is_not_modified():
