@@ -52,19 +52,15 @@ def test_the_pod_is_a_redis_container(kube_client, redis_pod):
     assert "Ready to accept connections" in log
 
 
-def test_docker_kill_makes_the_pod_unready_until_the_kubelet_restarts_it(kube_client, redis_pod):
-    core = client.CoreV1Api(kube_client)
-    (before,) = redis_pod.status.container_statuses
-    assert before.restart_count == 0
-    docker.from_env().containers.get(before.container_id.removeprefix("docker://")).kill()
-
-    # Every status the pod went through after the kill, in order (the watch replays from the pod's version).
+def watch_until_restarted_and_ready(core, pod):
+    """(Ready, restart count) of every status the pod goes through from its version on, for up
+    to 60 s, until it is Ready again after a restart; and the pod as last seen."""
     seen = []
     events = watch.Watch().stream(
         core.list_namespaced_pod,
-        redis_pod.metadata.namespace,
-        field_selector=f"metadata.name={redis_pod.metadata.name}",
-        resource_version=redis_pod.metadata.resource_version,
+        pod.metadata.namespace,
+        field_selector=f"metadata.name={pod.metadata.name}",
+        resource_version=pod.metadata.resource_version,
         timeout_seconds=60,
     )
     for event in events:
@@ -73,6 +69,17 @@ def test_docker_kill_makes_the_pod_unready_until_the_kubelet_restarts_it(kube_cl
         seen.append((pod_ready(pod), status.restart_count))
         if pod_ready(pod) and status.restart_count > 0:
             break
+    return seen, pod
+
+
+def test_docker_kill_makes_the_pod_unready_until_the_kubelet_restarts_it(kube_client, redis_pod):
+    core = client.CoreV1Api(kube_client)
+    (before,) = redis_pod.status.container_statuses
+    assert before.restart_count == 0
+    docker.from_env().containers.get(before.container_id.removeprefix("docker://")).kill()
+
+    # Every status the pod went through after the kill, in order (the watch replays from the pod's version).
+    seen, pod = watch_until_restarted_and_ready(core, redis_pod)
     assert any(not is_ready for is_ready, _ in seen), f"the pod never showed not Ready: {seen}"
     assert seen[-1:] == [(True, 1)], f"the pod did not come back Ready after one restart within 60 s: {seen}"
     (after,) = pod.status.container_statuses
@@ -93,20 +100,7 @@ def test_a_frozen_redis_fails_readiness_then_liveness_and_the_kubelet_restarts_i
     (before,) = pod.status.container_statuses
     docker.from_env().containers.get(before.container_id.removeprefix("docker://")).kill(signal="SIGSTOP")
 
-    seen = []
-    events = watch.Watch().stream(
-        core.list_namespaced_pod,
-        kube_namespace,
-        field_selector=f"metadata.name={pod.metadata.name}",
-        resource_version=pod.metadata.resource_version,
-        timeout_seconds=60,
-    )
-    for event in events:
-        pod = event["object"]
-        (status,) = pod.status.container_statuses
-        seen.append((pod_ready(pod), status.restart_count))
-        if pod_ready(pod) and status.restart_count > 0:
-            break
+    seen, pod = watch_until_restarted_and_ready(core, pod)
     assert (False, 0) in seen, f"the frozen Redis never showed not Ready before its restart: {seen}"
     assert seen[-1] == (True, 1), f"the kubelet did not restart the frozen Redis within 60 s: {seen}"
     (after,) = pod.status.container_statuses
