@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from remediate.executor import job_template_for
 from remediate.routes import FieldSpec, Route, RouteError, RouteTable
 
 VARIANTS = ("run_playbook", "run_job_template")
@@ -122,12 +123,11 @@ def _rule(route: Route, shadows: list[Route], variant: str, cooldown_minutes: fl
 
 
 def _job_template(route: Route, playbook: str) -> str:
-    """The route's job_template, else the one named after the playbook (as the adapter's awx executor)."""
-    if route.mode == "notify_only" or route.job_template is None:
-        return playbook
-    if not isinstance(route.job_template, str):
+    """The job template the adapter's awx executor would launch; by name only."""
+    template = job_template_for(route, "notify" if route.mode == "notify_only" else "remediate", playbook)
+    if not isinstance(template, str):
         raise RouteError("job_template is an id; ansible-rulebook launches a job template by its name")
-    return route.job_template
+    return template
 
 
 def _duration(seconds: int) -> str:
