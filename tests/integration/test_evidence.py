@@ -13,7 +13,6 @@ import uuid
 import docker
 import pytest
 import yaml
-from kubernetes import client
 
 from tests.harness import ansible
 from tests.harness.alertmanager import alertmanager_server
@@ -220,43 +219,6 @@ def test_a_bad_health_result_name_is_rejected_before_anything_is_saved(tmp_path,
     assert run.returncode != 0
     assert "evidence_health_results names must be letters" in run.stdout
     assert not (tmp_path / "bad" / "evidence").exists()
-
-
-def test_kubernetes_records_requests_and_limits_and_says_usage_is_unknown(
-    tmp_path, kube_cluster, kube_client, kube_namespace
-):
-    container = {
-        "name": "app",
-        "image": "incident-remediation/redis:latest",
-        "imagePullPolicy": "Never",
-        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "128Mi"}},
-    }
-    client.AppsV1Api(kube_client).create_namespaced_deployment(kube_namespace, {
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [container]}},
-        },
-    })
-    wait_for(lambda: client.AppsV1Api(kube_client).read_namespaced_deployment(
-        "web", kube_namespace).status.ready_replicas, lambda ready: ready == 1, timeout=90)
-    run, folder = gather(
-        tmp_path,
-        {"platform": "kubernetes", "service": "web", "namespace": kube_namespace},
-        health_results=None,
-        service_control_kubeconfig=str(kube_cluster.kubeconfig),
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    usage = json.loads(evidence_file(folder, "resource-usage").read_text())
-    assert usage["platform"] == "kubernetes"
-    assert usage["usage"] is None
-    assert "no metrics API (metrics-server)" in usage["note"]
-    assert usage["requests_and_limits"] == {
-        "cpu_limit": 0.5, "cpu_request": 0.1, "memory_limit": 128 * 2**20, "memory_request": 64 * 2**20,
-    }
-    (pod,) = usage["pods"]
-    assert pod.startswith("web-")
 
 
 @pytest.fixture

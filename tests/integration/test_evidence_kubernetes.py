@@ -2,7 +2,8 @@
 past their memory limit and are OOM-killed. One pass of the role records the pods'
 phases and container states (the last instance OOMKilled, exit 137, the restart
 count), the workload's events, and each container's current log and its previous,
-killed, instance's; the test counts the Kubernetes API calls the pass made."""
+killed, instance's, and the resource usage (unknown without a metrics-server,
+said so, with the limits); the test counts the Kubernetes API calls the pass made."""
 
 import json
 import os
@@ -26,7 +27,7 @@ REPLICAS = 2
 # Each instance logs a line of its own, runs RUN_S seconds, then reads one endless line into memory
 # past its 20Mi limit. The first restart is at once: for RUN_S seconds the second instance runs and
 # the first one's log is still there (the kubelet keeps the newest ended container only).
-RUN_S = 15
+RUN_S = 25
 OOM_CONTAINER = {
     "image": REDIS_IMAGE,
     "command": ["sh", "-c", f"echo boot $(cat /proc/sys/kernel/random/uuid); sleep {RUN_S}; exec tail /dev/zero"],
@@ -157,6 +158,13 @@ def test_one_pass_records_the_oom_kill_the_events_and_the_killed_containers_log(
         previous_header = f"pod {pod['name']}, container {NAME}, previous instance (exit 137, OOMKilled, ended {ended})"
         (previous,) = BOOT_LINE.findall(sections[previous_header])
         assert current != previous
+
+    # No metrics-server on the test cluster: usage unknown, said so, with the limits from the pods' spec.
+    usage = json.loads(evidence_file(folder, "resource-usage").read_text())
+    assert (usage["platform"], usage["usage"]) == ("kubernetes", None)
+    assert "no metrics API (metrics-server)" in usage["note"]
+    assert usage["requests_and_limits"]["memory_limit"] == 20 * 2**20
+    assert sorted(usage["pods"]) == sorted(pod["name"] for pod in status["instances"])
 
     calls, seconds = api_calls(output)
     print(f"evidence on kubernetes: {calls} API calls, {seconds:.1f} s in their tasks")
