@@ -104,6 +104,7 @@ receivers:
         http_config:
           authorization: {type: Bearer, credentials_file: /etc/prometheus/remediate.token}
 YAML
+log "follow it live: http://127.0.0.1:$adapter_port/incidents (sign in with the token in $work/token), or remediate watch --url http://127.0.0.1:$adapter_port --token-file $work/token"
 log "starting Alertmanager on 127.0.0.1:$alertmanager_port"
 docker run -d --name "$alertmanager" --network host -e "ALERTMANAGER_PORT=$alertmanager_port" \
   -v "$work/alertmanager.yml:/etc/prometheus/alertmanager.yml:ro" -v "$work/token:/etc/prometheus/remediate.token:ro" \

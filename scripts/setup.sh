@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent environment setup for the incident.remediation test bed.
 #
-#   scripts/setup.sh [all|venv|java|docker|images|kubernetes]...   (default: all)
+#   scripts/setup.sh [all|venv|java|browser|docker|images|kubernetes]...   (default: all)
 #
 # On a fresh Debian bookworm machine (as root) it installs what is missing:
 # a Python virtual environment with the pinned tool chain, a Docker engine with
@@ -105,6 +105,11 @@ setup_images() {
     name="$(basename "$dir")"
     log "building image $IMAGE_PREFIX/$name"
     local out
+    if [ -x "$dir/build.sh" ]; then
+      # It makes its own build context from the checkout (images/remediate: the venv's wheels and collections).
+      out="$("$dir/build.sh" "$IMAGE_PREFIX/$name:latest" 2>&1)" || { printf '%s\n' "$out" >&2; die "building $name failed"; }
+      continue
+    fi
     out="$(docker build -q -t "$IMAGE_PREFIX/$name:latest" "$dir" 2>&1)" || { printf '%s\n' "$out" >&2; die "building $name failed"; }
   done
 }
@@ -118,6 +123,13 @@ setup_java() {
   apt_install openjdk-17-jdk-headless
 }
 
+# A real browser and a terminal multiplexer for the incident page's and remediate watch's tests.
+setup_browser() {
+  need_commands chromium chromium
+  need_commands chromium-driver chromedriver
+  need_commands tmux tmux
+}
+
 setup_kubernetes() {
   "$REPO_ROOT/scripts/build-kubernetes.sh"
 }
@@ -129,9 +141,10 @@ main() {
   local step
   for step in "${steps[@]}"; do
     case "$step" in
-      all) setup_venv; setup_java; setup_docker; setup_images; setup_kubernetes ;;
+      all) setup_venv; setup_java; setup_browser; setup_docker; setup_images; setup_kubernetes ;;
       venv) setup_venv ;;
       java) setup_java ;;
+      browser) setup_browser ;;
       docker) setup_docker ;;
       images) setup_docker; setup_images ;;
       kubernetes) setup_docker; setup_kubernetes ;;

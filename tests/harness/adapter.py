@@ -57,6 +57,25 @@ def record_route(name: str = "TestDown", *, mode: str = "auto", **extra) -> dict
     }
 
 
+def redis_down_route(project_src: Path, project_name: str, redis_port: int, redis_host: str = "127.0.0.1") -> dict:
+    """RedisDown -> the collection's redis_down playbook, for a Redis in a compose project
+    (on loopback, or at redis_host where the adapter reaches it)."""
+    return {
+        "alertname": "RedisDown",
+        "playbook": "incident.remediation.redis_down",
+        "severity": "warning",
+        "mode": "auto",
+        "target": {
+            "platform": {"value": "compose"},
+            "host": {"value": "localhost"},
+            "service": {"label": "service", "pattern": "[a-z0-9][a-z0-9_.-]{0,62}"},
+            "project_src": {"value": str(project_src)},
+            "project_name": {"value": project_name},
+            "endpoint": {"host": {"value": redis_host}, "port": {"value": redis_port}},
+        },
+    }
+
+
 def alert(
     name: str = "TestDown",
     service: str = "svc-1",

@@ -58,12 +58,15 @@ def alertmanager_server(
     *,
     config: str | None = None,
     host_port: int | None = None,
+    files: dict[str, Path] | None = None,
 ) -> Iterator[Alertmanager]:
     """Alertmanager on a free 127.0.0.1 port; yields once it is ready (and, when
     ``alerts`` are given, once they are posted and listed), and removes the container.
 
     config: alertmanager.yml text replacing the baked-in one; host_port: share the
-    host's network (to reach servers on its loopback) and listen on 127.0.0.1:host_port."""
+    host's network (to reach servers on its loopback) and listen on 127.0.0.1:host_port;
+    files: more files the configuration names (a token's credentials_file), container path
+    to host path, mounted read-only (they must be readable by the container's user)."""
     engine = docker.from_env()
     options: dict = {"ports": {"9093/tcp": ("127.0.0.1", None)}}
     if host_port is not None:
@@ -83,6 +86,8 @@ def alertmanager_server(
             config_file.write_text(config)
             config_file.chmod(0o644)  # the container runs as user prometheus
             options["volumes"] = {str(config_file): {"bind": "/etc/prometheus/alertmanager.yml", "mode": "ro"}}
+        for inside, outside in (files or {}).items():
+            options.setdefault("volumes", {})[str(outside)] = {"bind": inside, "mode": "ro"}
         container = engine.containers.run(
             ALERTMANAGER_IMAGE,
             name="ir-test-alertmanager-%s" % uuid.uuid4().hex[:8],

@@ -78,6 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     silence.add_argument("--comment", default="")
     silence.add_argument("--by", default=_person())
 
+    watch = commands.add_parser("watch", help="a running adapter's incidents, live, in the terminal")
+    watch.add_argument("--url", default=os.environ.get("REMEDIATE_URL"), help="default: the settings' listen address")
+    watch.add_argument(
+        "--token-file", type=Path, help="default: $REMEDIATE_TOKEN, else the settings' auth.bearer_token_file"
+    )
+    watch.add_argument("--ca-file", type=Path, help="CA bundle of an adapter served over HTTPS")
+    watch.add_argument("--refresh", type=float, default=4, help="redraws per second at most (default 4)")
+
     args = parser.parse_args(argv)
     setup_logging()
     try:
@@ -151,10 +159,12 @@ def cmd_serve(settings: Settings, args) -> int:
         access_log=False,
         lifespan="off",
     )
+    server = uvicorn.Server(config)
+    app.state.feed.stopping = lambda: server.should_exit  # open feeds end, so shutdown does not wait on them
     workers.start()
     log.info("serving", extra={"host": host, "port": port, "workers": settings.workers, "store": _store_kind(settings)})
     try:
-        uvicorn.Server(config).run()
+        server.run()
     finally:
         workers.stop()
         store.close()
@@ -274,6 +284,25 @@ def cmd_incidents(settings: Settings, args) -> int:
             f"{incident['id']}  last {_clock(incident['last_at'])}  {incident['last_event']}: {incident['last_reason']}"
         )
     return 0
+
+
+def cmd_watch(settings: Settings, args) -> int:
+    from rich.console import Console  # noqa: PLC0415 - only the terminal view needs them
+
+    from remediate.watch import Watch, read_token  # noqa: PLC0415
+
+    scheme = "https" if settings.tls_certfile else "http"
+    url = args.url or f"{scheme}://{settings.listen_host}:{settings.listen_port}"
+    try:
+        token = read_token(args.token_file, settings.auth.bearer_token_file)
+    except OSError as error:
+        print(f"remediate watch: token: {error}", file=sys.stderr)
+        return 2
+    if not token:
+        print("remediate watch: no token: --token-file, $REMEDIATE_TOKEN or auth.bearer_token_file", file=sys.stderr)
+        return 2
+    verify = str(args.ca_file) if args.ca_file else True
+    return Watch(url, token, verify).run(Console(), max(args.refresh, 0.5))
 
 
 def cmd_runs(settings: Settings, args) -> int:

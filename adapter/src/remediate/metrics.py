@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from remediate.store import Tx
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -41,6 +43,16 @@ class Metrics:
             registry=self.registry,
         )
         self.queue_depth = Gauge("remediate_queue_depth", "Runs queued or awaiting approval", registry=self.registry)
+        self.incidents_escalated = Gauge(
+            "remediate_incidents_escalated",
+            "Incidents escalated to people whose alert still fires",
+            registry=self.registry,
+        )
+        self.incidents_overdue = Gauge(
+            "remediate_incidents_overdue",
+            "Escalated incidents whose alert still fires after a later step of the escalation policy came due",
+            registry=self.registry,
+        )
         self.answer_latency = Histogram(
             "remediate_answer_latency_seconds",
             "Time to store and decide a webhook's alerts and answer",
@@ -53,3 +65,12 @@ class Metrics:
             buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
             registry=self.registry,
         )
+
+    def read_store(self, tx: Tx, moment: float) -> None:
+        """The gauges that describe the store (every replica sees the same), read in the ticker's transaction."""
+        self.queue_depth.set(tx.queue_depth())
+        self.notifications_failing.set(1 if tx.failing_notification() else 0)
+        self.breakers_open.set(len(tx.open_breakers()))
+        escalated, overdue = tx.escalated_incidents(moment)
+        self.incidents_escalated.set(escalated)
+        self.incidents_overdue.set(overdue)

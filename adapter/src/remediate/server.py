@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from remediate import web
 from remediate.alerts import Alert, WebhookPayload
 from remediate.config import Auth
 from remediate.safety import Engine
@@ -63,17 +64,14 @@ class Authenticator:
         if self.disabled:
             return "anonymous"
         scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and credentials:
-            given = credentials.strip().encode()
-            if any(hmac.compare_digest(given, token) for token in self.tokens):
-                return "bearer"
+        if scheme.lower() == "bearer" and credentials and self.bearer(credentials):
+            return "bearer"
         if scheme.lower() == "basic" and credentials:
             try:
                 user, _, password = base64.b64decode(credentials, validate=True).decode().partition(":")
             except (binascii.Error, UnicodeDecodeError):
                 return None
-            expected = self.users.get(user)
-            if expected is not None and hmac.compare_digest(password.encode(), expected):
+            if self.basic(user, password):
                 return user
         signature = request.headers.get(self.hmac_header, "")
         if self.hmac_secret and signature and body is not None:
@@ -81,6 +79,14 @@ class Authenticator:
             if hmac.compare_digest(signature.removeprefix("sha256=").encode(), digest.encode()):
                 return "hmac"
         return None
+
+    def bearer(self, token: str) -> str | None:
+        given = token.strip().encode()
+        return "bearer" if given and any(hmac.compare_digest(given, known) for known in self.tokens) else None
+
+    def basic(self, user: str, password: str) -> str | None:
+        expected = self.users.get(user)
+        return user if expected is not None and hmac.compare_digest(password.encode(), expected) else None
 
     def needs_body(self, request: Request) -> bool:
         return bool(self.hmac_secret and request.headers.get(self.hmac_header))
@@ -169,6 +175,7 @@ def create_app(store: Store, engine: Engine, workers: Workers, authenticator: Au
     _intake_endpoints(app, api)
     _people_endpoints(app, api)
     _read_endpoints(app, api)
+    web.register(app, api)
     return app
 
 

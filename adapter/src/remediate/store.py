@@ -380,6 +380,18 @@ class Tx:
     def queue_depth(self) -> int:
         return self.scalar("SELECT count(*) FROM runs WHERE state IN ('queued', 'awaiting_approval')")
 
+    def escalated_incidents(self, now: float) -> tuple[int, int]:
+        """(incidents escalated whose alert still fires, those of them past a later
+        escalation step's due time: unhealed past their escalation time)."""
+        row = self.one(
+            "SELECT count(DISTINCT e.incident_id),"
+            " count(DISTINCT CASE WHEN e.step > 0 AND e.due_at <= ? THEN e.incident_id END)"
+            " FROM escalations e JOIN firing f ON f.fingerprint = e.fingerprint"
+            " WHERE e.state IN ('pending', 'sent') AND f.status = 'firing'",
+            (now,),
+        )
+        return row[0], row[1]
+
     # Events: every decision and every step of a run, with its reason.
     def event(
         self,

@@ -224,9 +224,7 @@ class Workers:
             tx.execute("UPDATE runs SET heartbeat_at = ? WHERE state = 'running' AND owner = ?", (moment, self.owner))
             self._expire_approvals(tx, moment)
             self._escalation_steps(tx, moment)
-            self.metrics.queue_depth.set(tx.queue_depth())
-            self.metrics.notifications_failing.set(1 if tx.failing_notification() else 0)
-            self.metrics.breakers_open.set(len(tx.open_breakers()))
+            self.metrics.read_store(tx, moment)
         if isinstance(self.store, PostgresStore):
             self.recover(stale_after=STALE_AFTER_SECONDS)
 
