@@ -44,8 +44,9 @@ PY
   # Beside it, the collections its plugins import from (the `ansible` package's copies).
   local bundled
   bundled="$(python -c 'import ansible_collections.community.docker as c, os; print(os.path.dirname(c.__path__[0]))')" || return 1
-  mkdir -p "$tree/ansible_collections/community"
+  mkdir -p "$tree/ansible_collections/community" "$tree/ansible_collections/kubernetes"
   cp -r "$bundled/docker" "$tree/ansible_collections/community/docker"
+  cp -r "$bundled/../kubernetes/core" "$tree/ansible_collections/kubernetes/core"
   ansible-galaxy collection build --force --output-path "$tree" . >/dev/null &&
     tar -xzf "$tree"/incident-remediation-*.tar.gz -C "$dest" &&
     (cd "$dest" && git init -q && git add -A && ansible-test sanity --python 3.11 --color no)

@@ -70,11 +70,11 @@ def systemd_redis_pid(host):
 def kubernetes_redis_pid(host):
     with config.new_client_from_config(os.environ["K8S_AUTH_KUBECONFIG"]) as api_client:
         pods = client.CoreV1Api(api_client).list_namespaced_pod(TARGET["namespace"], label_selector="app=redis")
-    (pod,) = pods.items
+    # The fault's scale to 0 returns once the Deployment counts no replica: its pod (and container) can
+    # still be terminating for seconds, longer than a quick heal takes.
+    (pod,) = [pod for pod in pods.items if pod.metadata.deletion_timestamp is None]
     assert {c.type: c.status for c in pod.status.conditions}["Ready"] == "True", pod.status
-    return container_pid(
-        host, [f"io.kubernetes.pod.namespace={TARGET['namespace']}", "io.kubernetes.container.name=redis"]
-    )
+    return container_pid(host, [f"io.kubernetes.pod.uid={pod.metadata.uid}", "io.kubernetes.container.name=redis"])
 
 
 PING = {"compose": ping_from_ops_host, "systemd": ping_on_target_host, "kubernetes": ping_from_ops_host}[PLATFORM]

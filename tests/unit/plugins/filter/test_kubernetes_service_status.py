@@ -1,10 +1,11 @@
-"""Unit tests for plugins/filter/kubernetes_service_status.py."""
+"""Unit tests for plugins/filter/kubernetes_service_status.py and the status logic it shares with the
+kubernetes_snapshot module (plugins/module_utils/_kubernetes_status.py)."""
 
 import copy
 
 import pytest
-from ansible_collections.incident.remediation.plugins.filter.kubernetes_service_status import (
-    FilterModule,
+from ansible_collections.incident.remediation.plugins.filter.kubernetes_service_status import FilterModule
+from ansible_collections.incident.remediation.plugins.module_utils._kubernetes_status import (
     cpu_cores,
     kubernetes_service_status,
     memory_bytes,
