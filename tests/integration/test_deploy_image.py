@@ -100,12 +100,7 @@ def test_the_image_heals_a_stopped_redis_of_a_compose_project(deployed, cache_ap
     (decision,) = response.json()["decisions"]
     assert decision["decision"] == "accepted", decision
 
-    runs = wait_for(
-        adapter.runs,
-        lambda found: found and all(run["state"] not in ("queued", "running") for run in found),
-        timeout=400,
-        interval=2,
-    )
+    runs = adapter.wait_runs_final(timeout=400)
     assert [(run["playbook"], run["state"], run["result"]) for run in runs] == [
         ("incident.remediation.redis_down", "successful", "healed")
     ]

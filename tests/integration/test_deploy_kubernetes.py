@@ -180,12 +180,7 @@ def test_the_adapter_pod_heals_a_deployment_scaled_to_zero(tmp_path, kube_cluste
     response = adapter.post("/api/v1/alertmanager", webhook([firing]))
     assert response.status_code == 200, response.text
     assert response.json()["decisions"][0]["decision"] == "accepted", response.text
-    runs = wait_for(
-        adapter.runs,
-        lambda found: found and all(run["state"] not in ("queued", "running") for run in found),
-        timeout=400,
-        interval=2,
-    )
+    runs = adapter.wait_runs_final(timeout=400)
     assert [(run["playbook"], run["state"], run["result"]) for run in runs] == [
         ("incident.remediation.redis_down", "successful", "healed")
     ], core.read_namespaced_pod_log(pod.metadata.name, namespaces["remediate"], tail_lines=200)

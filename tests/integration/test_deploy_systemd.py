@@ -144,12 +144,7 @@ def test_the_unit_heals_a_stopped_redis_server_unit(tmp_path, systemd_host):
     assert host(container, "redis-cli", "ping").stdout.strip() != "PONG"
     response = adapter.post("/api/v1/alertmanager", webhook([alert("RedisDown", "redis-server")]))
     assert response.status_code == 200, response.text
-    runs = wait_for(
-        adapter.runs,
-        lambda found: found and all(run["state"] not in ("queued", "running") for run in found),
-        timeout=300,
-        interval=2,
-    )
+    runs = adapter.wait_runs_final(timeout=300)
     assert [(run["playbook"], run["state"], run["result"]) for run in runs] == [
         ("incident.remediation.redis_down", "successful", "healed")
     ]
