@@ -19,6 +19,8 @@ description:
   - RV(status) is the collection's normalised service status (docs/service-control.md),
     the same as the service_control role's C(status) action returns and the
     C(incident.remediation.kubernetes_service_status) filter makes.
+  - With O(wait_rollout), first waits as C(kubectl rollout status) does, in the same module call,
+    until the Deployment's rollout is complete or stalled (past its C(progressDeadlineSeconds)).
   - Reads only. A missing Deployment is a result (RV(status.state=missing)), not a failure;
     unreadable logs and an absent metrics API are said so in RV(logs) and RV(resources).
   - Takes the connection options of the kubernetes.core modules (and their C(K8S_AUTH_*)
@@ -50,6 +52,17 @@ options:
         metrics-server) and fill RV(resources).
     type: bool
     default: true
+  wait_rollout:
+    description:
+      - Seconds to wait, before reading, until the rollout is complete or stalled; C(0) reads at
+        once. When the time is up the snapshot is read all the same, and RV(status.rollout_state)
+        says C(progressing).
+    type: float
+    default: 0
+  wait_interval:
+    description: Seconds between two reads of the Deployment while waiting.
+    type: float
+    default: 0.5
   previous:
     description:
       - An earlier status of the same Deployment (RV(status) of an earlier call). A pod whose
@@ -72,6 +85,15 @@ EXAMPLES = r"""
     kubeconfig: /etc/remediate/kubeconfig
     name: redis
     namespace: shop
+    log_lines: 0
+    resources: false
+  register: snapshot
+
+- name: Wait up to 60 seconds until the rollout of the redis Deployment is complete or stalled
+  incident.remediation.kubernetes_snapshot:
+    name: redis
+    namespace: shop
+    wait_rollout: 60
     log_lines: 0
     resources: false
   register: snapshot
@@ -122,8 +144,12 @@ pods:
   returned: always
   type: list
   elements: str
+waited:
+  description: Seconds spent waiting for the rollout (O(wait_rollout)); C(0) without a wait.
+  returned: always
+  type: float
 elapsed_ms:
-  description: Time the reads took, in milliseconds.
+  description: Time the wait and the reads took, in milliseconds.
   returned: always
   type: float
 """
@@ -264,14 +290,34 @@ def read_usage(client, namespace, status):
     )
 
 
-def snapshot(client, params):
-    name, namespace = params["name"], params["namespace"]
+def read_deployment(client, name, namespace):
+    """The Deployment as JSON, or None when there is none."""
     try:
-        deployment = get(client, "/apis/apps/v1/namespaces/%s/deployments/%s" % (namespace, name))
+        return get(client, "/apis/apps/v1/namespaces/%s/deployments/%s" % (namespace, name))
     except ApiException as error:
         if error.status != 404:
             raise
-        deployment = None
+        return None
+
+
+def wait_for_rollout(client, params):
+    """Poll the Deployment until its rollout is complete or stalled, it is gone, or the time is up;
+    the seconds waited."""
+    started = time.monotonic()
+    while True:
+        deployment = read_deployment(client, params["name"], params["namespace"])
+        waited = time.monotonic() - started
+        left = params["wait_rollout"] - waited
+        if deployment is None or left <= 0:
+            return waited
+        if kubernetes_service_status(deployment)["rollout_state"] in ("complete", "stalled"):
+            return waited
+        time.sleep(min(params["wait_interval"], left))
+
+
+def snapshot(client, params):
+    name, namespace = params["name"], params["namespace"]
+    deployment = read_deployment(client, name, namespace)
     replicasets, pods, events = [], [], []
     if deployment is not None:
         labels = selector(deployment)
@@ -304,14 +350,22 @@ def main():
         namespace=dict(type="str", default="default"),
         log_lines=dict(type="int", default=100),
         resources=dict(type="bool", default=True),
+        wait_rollout=dict(type="float", default=0),
+        wait_interval=dict(type="float", default=0.5),
         previous=dict(type="dict"),
     )
     module = AnsibleK8SModule(module_class=AnsibleModule, argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
+    if params["wait_interval"] <= 0:
+        module.fail_json(msg="wait_interval must be more than 0 seconds, not %s" % params["wait_interval"])
     started = time.monotonic()
+    waited = 0.0
     try:
         # kubernetes.core's client: its connection options, environment variables and kubeconfig handling.
-        status, logs, resources = snapshot(get_api_client(module=module).client, params)
+        client = get_api_client(module=module).client
+        if params["wait_rollout"] > 0:
+            waited = wait_for_rollout(client, params)
+        status, logs, resources = snapshot(client, params)
     except CoreException as error:
         module.fail_from_exception(error)
     except ApiException as error:
@@ -332,6 +386,7 @@ def main():
         logs=logs,
         resources=resources,
         pods=[row["name"] for row in status["instances"]],
+        waited=round(waited, 2),
         elapsed_ms=round((time.monotonic() - started) * 1000, 1),
     )
 

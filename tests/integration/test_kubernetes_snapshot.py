@@ -121,3 +121,34 @@ def test_a_missing_deployment_is_a_result_and_the_connection_comes_from_the_envi
 
     quiet = snapshot(tmp_path, name="absent", namespace=kube_namespace, log_lines=0, resources=False)
     assert (quiet["logs"], quiet["resources"]) == ("", None)
+
+
+def test_waits_in_one_run_until_the_rollout_is_complete_or_the_time_is_up(
+    tmp_path, kube_cluster, kube_client, kube_namespace
+):
+    apps = client.AppsV1Api(kube_client)
+    redis = {"image": REDIS_IMAGE, "readinessProbe": {"exec": {"command": ["redis-cli", "ping"]}, "periodSeconds": 1}}
+    apps.create_namespaced_deployment(kube_namespace, deployment_manifest(NAME, redis))
+    args = dict(kubeconfig=str(kube_cluster.kubeconfig), name=NAME, namespace=kube_namespace, log_lines=0)
+
+    found = snapshot(tmp_path, wait_rollout=60, wait_interval=0.25, resources=False, **args)
+
+    # Created just before: the pod had to be scheduled, started and probed Ready first.
+    assert 0 < found["waited"] < 60
+    status = found["status"]
+    assert (status["rollout_state"], status["state"], status["replicas_ready"]) == ("complete", "running", 1)
+
+    # A readiness probe that never passes: the wait ends at its time, the rollout still progressing.
+    never_ready = {"exec": {"command": ["false"]}, "periodSeconds": 1}
+    apps.patch_namespaced_deployment(
+        NAME,
+        kube_namespace,
+        {"spec": {"template": {"spec": {"containers": [{"name": NAME, "readinessProbe": never_ready}]}}}},
+    )
+    stuck = snapshot(tmp_path, wait_rollout=3, resources=False, **args)
+
+    assert 3 <= stuck["waited"] < 5
+    assert stuck["status"]["rollout_state"] == "progressing"
+    # The old pod serves until the new one is Ready (maxUnavailable rounds down to 0).
+    assert "1 old replicas pending termination" in stuck["status"]["rollout_reason"]
+    assert "not ready: " in stuck["status"]["rollout_reason"]

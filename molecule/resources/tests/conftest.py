@@ -40,9 +40,3 @@ def timeline():
 @pytest.fixture(scope="session")
 def dry_run_timeline():
     return read_timeline("dry-run")
-
-
-@pytest.fixture(scope="session")
-def dry_run_after():
-    """What the service answered right after the check step's dry run (molecule/resources/converge.yml)."""
-    return json.loads((RECORDS / "dry-run-after.json").read_text())

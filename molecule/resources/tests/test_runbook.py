@@ -55,5 +55,8 @@ def test_dry_run_reported_the_tier_it_would_run_and_acted_on_nothing(dry_run_tim
     ]
 
 
-def test_dry_run_left_the_service_broken(dry_run_after):
-    assert dry_run_after["is_available"] is False, "check mode must leave the service broken"
+def test_dry_run_left_the_service_broken(timeline):
+    """The converge runs right after the check step: it must find the service still broken."""
+    diagnosed = first_run(timeline)[1]
+    assert diagnosed["status"] != "ok", "check mode must leave the service broken"
+    assert diagnosed["plan"], "the converge after the dry run found nothing to do"

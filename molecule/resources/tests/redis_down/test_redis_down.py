@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from kubernetes import client, config
 
 PLATFORM = os.environ["SCENARIO_PLATFORM"]
 FAULT = os.environ["SCENARIO_FAULT"]
@@ -68,6 +67,9 @@ def systemd_redis_pid(host):
 
 
 def kubernetes_redis_pid(host):
+    # Imported here: the client's API classes take most of a second to import, which the other platforms skip.
+    from kubernetes import client, config  # noqa: PLC0415
+
     with config.new_client_from_config(os.environ["K8S_AUTH_KUBECONFIG"]) as api_client:
         pods = client.CoreV1Api(api_client).list_namespaced_pod(TARGET["namespace"], label_selector="app=redis")
     # The fault's scale to 0 returns once the Deployment counts no replica: its pod (and container) can
