@@ -32,6 +32,7 @@ from typing import ClassVar
 
 import httpx
 from adapter_lib import NO_CAPS, WEBHOOK, ms, percentile, report, table
+from kubernetes import client, config
 
 from tests.harness.adapter import REPO_ROOT, alert, webhook, write_settings
 from tests.harness.ansible import wait_for
@@ -113,20 +114,17 @@ class KubernetesRedis:
         self.platform("up")
         self._target = json.loads((self.folder / "kubernetes" / "target.json").read_text())["target"]
         self.redis_port = self._target["endpoint"]["port"]
+        self.api = config.new_client_from_config(str(self.kubeconfig))
         return self
 
     def __exit__(self, *exc) -> None:
+        self.api.close()
         self.platform("down")
 
     def break_redis(self, fault: str) -> None:
         namespace = self._target["namespace"]
         if fault == "stopped":
-            subprocess.run(
-                [Path(sys.executable).parent / "python", "-c", SCALE_TO_ZERO, str(self.kubeconfig), namespace],
-                check=True,
-                capture_output=True,
-                timeout=60,
-            )
+            client.AppsV1Api(self.api).patch_namespaced_deployment_scale("redis", namespace, {"spec": {"replicas": 0}})
         elif fault == "hung":
             labels = [f"label=io.kubernetes.pod.namespace={namespace}", "label=io.kubernetes.container.name=redis"]
             found = subprocess.run(
@@ -140,15 +138,6 @@ class KubernetesRedis:
 
     def target(self) -> dict:
         return self._target
-
-
-# In a process of its own: the Kubernetes client's API classes take most of a second to import.
-SCALE_TO_ZERO = """
-import sys
-from kubernetes import client, config
-with config.new_client_from_config(sys.argv[1]) as api:
-    client.AppsV1Api(api).patch_namespaced_deployment_scale("redis", sys.argv[2], {"spec": {"replicas": 0}})
-"""
 
 
 def one_round(server, http: httpx.Client, app: ComposeRedis | KubernetesRedis, fault: str, index: int) -> dict:
